@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rollguard/rollguard/internal/version"
+	"github.com/rollguard/rollguard/pkg/config"
+	"github.com/rollguard/rollguard/pkg/manifest"
+	"github.com/rollguard/rollguard/pkg/model"
+	"github.com/rollguard/rollguard/pkg/report"
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+// auditFlags are the audit command's flags; ruleFlags are shared with
+// commands that run the rules.
+type auditFlags struct {
+	ruleFlags
+	output string
+	failOn string
+	color  string
+}
+
+type ruleFlags struct {
+	configPath        string
+	propagationBudget time.Duration
+	drainAllowance    time.Duration
+	namespace         string
+	assumeServed      bool
+	disable           []string
+}
+
+func (f *ruleFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.configPath, "config", "", "configuration file (rollguard.yaml): budget, severities, disabled rules, ignored paths")
+	fs.DurationVar(&f.propagationBudget, "propagation-budget", 5*time.Second, "how long an endpoint change takes to reach every node (measure it with rollguard measure)")
+	fs.DurationVar(&f.drainAllowance, "drain-allowance", 5*time.Second, "time the app needs after SIGTERM to finish in-flight requests")
+	fs.StringVarP(&f.namespace, "namespace", "n", "default", "namespace of objects that name none")
+	fs.BoolVar(&f.assumeServed, "assume-served", false, "treat workloads whose containers declare ports as served even when no Service in the input selects them")
+	fs.StringSliceVar(&f.disable, "disable", nil, "rules to skip, by ID or name (comma-separated)")
+}
+
+// resolved is what rule flags and the config file come to.
+type resolved struct {
+	reg      *rules.Registry
+	opts     rules.Options
+	cfg      *config.Config
+	modelOpt model.Options
+}
+
+// resolve merges the config file with the flags; a flag given on the
+// command line wins over the file, the file over the defaults.
+func (f *ruleFlags) resolve(cmd *cobra.Command) (*resolved, error) {
+	reg := rules.Default()
+	cfg := &config.Config{Disabled: map[*rules.Rule]bool{}, Severity: map[*rules.Rule]rules.Severity{}}
+	if f.configPath != "" {
+		c, err := config.Load(f.configPath, reg)
+		if err != nil {
+			return nil, &exitError{code: ExitUsage, err: err}
+		}
+		cfg = c
+	}
+	settings := rules.Settings{PropagationBudget: f.propagationBudget, DrainAllowance: f.drainAllowance}
+	if !cmd.Flags().Changed("propagation-budget") && cfg.PropagationBudget > 0 {
+		settings.PropagationBudget = cfg.PropagationBudget
+	}
+	if !cmd.Flags().Changed("drain-allowance") && cfg.DrainAllowance > 0 {
+		settings.DrainAllowance = cfg.DrainAllowance
+	}
+	if settings.PropagationBudget <= 0 {
+		return nil, usageError("--propagation-budget must be positive, got %s", settings.PropagationBudget)
+	}
+	if settings.DrainAllowance < 0 {
+		return nil, usageError("--drain-allowance must not be negative, got %s", settings.DrainAllowance)
+	}
+	for _, key := range f.disable {
+		r := reg.Lookup(strings.TrimSpace(key))
+		if r == nil {
+			return nil, usageError("--disable: unknown rule %q (run 'rollguard rules' for the list)", key)
+		}
+		cfg.Disabled[r] = true
+	}
+	return &resolved{
+		reg:      reg,
+		cfg:      cfg,
+		opts:     rules.Options{Settings: settings, Disabled: cfg.Disabled, Severity: cfg.Severity},
+		modelOpt: model.Options{Namespace: f.namespace, AssumeServed: f.assumeServed},
+	}, nil
+}
+
+func newAuditCommand(s Streams) *cobra.Command {
+	f := &auditFlags{}
+	cmd := &cobra.Command{
+		Use:   "audit PATH... | -",
+		Short: "Find workloads whose rolling updates lose connections",
+		Long: `Audit reads Kubernetes manifests and reports every workload exposed to a lossy rolling
+update, grouped by workload, with the rule, the case it causes, what happens during a
+rollout and the fix.
+
+Folders are read recursively (.yaml, .yml, .json); "-" reads standard input, so the
+output of helm template or kustomize build can be piped in. Rules about serving traffic
+fire only for workloads a Service in the input selects (or, with --assume-served, whose
+containers declare ports), never for Jobs and CronJobs.
+
+Exit status: 0 when nothing at or above --fail-on is found, 1 when something is, 2 on a
+usage or input error (the readable files are still audited and reported).`,
+		Example: `  # Audit a folder of manifests
+  rollguard audit ./deploy/
+
+  # Audit a Helm chart or a Kustomize overlay as rendered
+  helm template my-release ./chart | rollguard audit -
+  kustomize build overlays/prod | rollguard audit -
+
+  # SARIF for GitHub code scanning, failing on warnings too
+  rollguard audit -o sarif --fail-on warning ./deploy/ > rollguard.sarif
+
+  # Size the preStop delay from a measured propagation time
+  rollguard audit --propagation-budget 8s ./deploy/`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.run(cmd, s, args)
+		},
+	}
+	f.ruleFlags.add(cmd)
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: "+strings.Join(report.Formats, ", "))
+	cmd.Flags().StringVar(&f.failOn, "fail-on", "error", "lowest severity that makes the exit status 1: error, warning or info")
+	cmd.Flags().StringVar(&f.color, "color", "auto", "colour text output: auto (on a terminal), always or never")
+	return cmd
+}
+
+func (f *auditFlags) validate(args []string) error {
+	if len(args) == 0 {
+		return usageError("no input: give files or folders, or - to read standard input\nSee 'rollguard audit --help'.")
+	}
+	known := false
+	for _, name := range report.Formats {
+		known = known || f.output == name
+	}
+	if !known {
+		return usageError("--output %q: want one of %s", f.output, strings.Join(report.Formats, ", "))
+	}
+	switch f.color {
+	case "auto", "always", "never":
+	default:
+		return usageError("--color %q: want auto, always or never", f.color)
+	}
+	return nil
+}
+
+func (f *auditFlags) run(cmd *cobra.Command, s Streams, args []string) error {
+	if err := f.validate(args); err != nil {
+		return err
+	}
+	res, err := f.resolve(cmd)
+	if err != nil {
+		return err
+	}
+	failOn := rules.Error
+	if res.cfg.FailOn != 0 {
+		failOn = res.cfg.FailOn
+	}
+	if cmd.Flags().Changed("fail-on") || res.cfg.FailOn == 0 {
+		if failOn, err = rules.ParseSeverity(f.failOn); err != nil {
+			return usageError("--fail-on: %v", err)
+		}
+	}
+
+	loaded := manifest.Load(args, manifest.Options{Stdin: s.In, Ignore: res.cfg.IgnorePaths})
+	m := model.Build(loaded.Objects, res.modelOpt)
+	rep := res.reg.Run(m, res.opts)
+	in := &report.Input{Report: rep, Load: loaded, Model: m, Settings: res.opts.Settings,
+		FailOn: failOn, Version: version.Get(), Namespace: res.modelOpt.Namespace}
+	color := f.color == "always" || (f.color == "auto" && isTerminal(s.Out))
+	if err := report.Write(s.Out, f.output, in, color); err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	for _, e := range loaded.Errors {
+		fmt.Fprintf(s.ErrOut, "error: %v\n", e)
+	}
+	if len(loaded.Errors) > 0 {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%d input error(s); the rest of the input was audited", len(loaded.Errors))}
+	}
+	for _, fd := range rep.Findings {
+		if in.Failing(fd) {
+			return &exitError{code: ExitFindings}
+		}
+	}
+	return nil
+}

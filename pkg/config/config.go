@@ -1,0 +1,127 @@
+// Package config implements rollguard's configuration file: the settings the
+// rules measure against, per-rule severities, disabled rules and paths to
+// skip. Unknown keys are errors, so that a misspelt setting is never
+// silently ignored.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+// Kind and APIVersion identify a configuration file.
+const (
+	APIVersion = "rollguard.io/v1alpha1"
+	Kind       = "Config"
+)
+
+// File is the configuration file's shape.
+//
+//	apiVersion: rollguard.io/v1alpha1
+//	kind: Config
+//	propagationBudget: 8s
+//	drainAllowance: 10s
+//	failOn: warning
+//	disabledRules: [RG304]
+//	severity: {RG305: warning}
+//	ignorePaths: ["test/**", "**/*-dev.yaml"]
+type File struct {
+	APIVersion        string            `yaml:"apiVersion"`
+	Kind              string            `yaml:"kind"`
+	PropagationBudget string            `yaml:"propagationBudget"`
+	DrainAllowance    string            `yaml:"drainAllowance"`
+	FailOn            string            `yaml:"failOn"`
+	DisabledRules     []string          `yaml:"disabledRules"`
+	Severity          map[string]string `yaml:"severity"`
+	IgnorePaths       []string          `yaml:"ignorePaths"`
+}
+
+// Config is a validated configuration. Zero values mean "not set".
+type Config struct {
+	PropagationBudget time.Duration
+	DrainAllowance    time.Duration
+	FailOn            rules.Severity
+	Disabled          map[*rules.Rule]bool
+	Severity          map[*rules.Rule]rules.Severity
+	IgnorePaths       []string
+}
+
+// Load reads and validates a configuration file against a registry.
+func Load(path string, reg *rules.Registry) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Parse(data, reg)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse validates configuration text.
+func Parse(data []byte, reg *rules.Registry) (*Config, error) {
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if f.APIVersion != "" && f.APIVersion != APIVersion {
+		return nil, fmt.Errorf("apiVersion %q: want %s", f.APIVersion, APIVersion)
+	}
+	if f.Kind != "" && f.Kind != Kind {
+		return nil, fmt.Errorf("kind %q: want %s", f.Kind, Kind)
+	}
+	cfg := &Config{Disabled: map[*rules.Rule]bool{}, Severity: map[*rules.Rule]rules.Severity{}, IgnorePaths: f.IgnorePaths}
+	var err error
+	if cfg.PropagationBudget, err = duration("propagationBudget", f.PropagationBudget); err != nil {
+		return nil, err
+	}
+	if cfg.DrainAllowance, err = duration("drainAllowance", f.DrainAllowance); err != nil {
+		return nil, err
+	}
+	if f.FailOn != "" {
+		if cfg.FailOn, err = rules.ParseSeverity(f.FailOn); err != nil {
+			return nil, fmt.Errorf("failOn: %w", err)
+		}
+	}
+	for _, id := range f.DisabledRules {
+		r := reg.Lookup(id)
+		if r == nil {
+			return nil, fmt.Errorf("disabledRules: unknown rule %q (see rollguard rules)", id)
+		}
+		cfg.Disabled[r] = true
+	}
+	for id, sev := range f.Severity {
+		r := reg.Lookup(id)
+		if r == nil {
+			return nil, fmt.Errorf("severity: unknown rule %q (see rollguard rules)", id)
+		}
+		s, err := rules.ParseSeverity(sev)
+		if err != nil {
+			return nil, fmt.Errorf("severity of %s: %w", id, err)
+		}
+		cfg.Severity[r] = s
+	}
+	return cfg, nil
+}
+
+func duration(field, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s: %q is not a duration such as 5s or 1m30s", field, s)
+	}
+	return d, nil
+}

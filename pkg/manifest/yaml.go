@@ -1,0 +1,480 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Decode reads every object in data, a YAML stream or a JSON document,
+// into res. name is the file name used in sources and errors. A document
+// that fails does not stop the others: each is parsed on its own, as kubectl
+// does, so one bad document costs only itself.
+func Decode(name string, data []byte, res *Result) {
+	for _, doc := range splitDocuments(data) {
+		decodeDocument(name, doc, res)
+	}
+}
+
+// document is one YAML document of a stream and the line it starts on.
+type document struct {
+	data  []byte
+	first int // 1-based line of data's first line in the file
+}
+
+// splitDocuments cuts a stream at "---" separator lines. A separator may be
+// followed by a comment; one followed by content ("--- {a: 1}") starts a
+// document whose first line is that content.
+func splitDocuments(data []byte) []document {
+	var docs []document
+	start, startLine, line := 0, 1, 1
+	for pos := 0; pos < len(data); line++ {
+		end := bytes.IndexByte(data[pos:], '\n')
+		next := len(data)
+		if end >= 0 {
+			next = pos + end + 1
+		}
+		l := data[pos:next]
+		if bytes.HasPrefix(l, []byte("---")) {
+			rest := bytes.TrimSpace(l[3:])
+			if len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\n' || l[3] == '\r' {
+				docs = append(docs, document{data[start:pos], startLine})
+				if len(rest) == 0 || rest[0] == '#' {
+					start, startLine = next, line+1
+				} else {
+					start, startLine = pos, line
+				}
+			}
+		}
+		pos = next
+	}
+	docs = append(docs, document{data[start:], startLine})
+	return docs
+}
+
+var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): `)
+
+func decodeDocument(name string, doc document, res *Result) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc.data, &root); err != nil {
+		line := doc.first
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			line = doc.first + n - 1
+			msg = err.Error()[len(m[0]):]
+		}
+		res.fail(&Error{File: name, Line: line, Msg: "invalid YAML: " + msg})
+		return
+	}
+	if len(root.Content) == 0 {
+		return // only comments or whitespace
+	}
+	n := deref(root.Content[0])
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return // an empty document, as Helm renders for disabled templates
+	}
+	lineOff := doc.first - 1
+	if n.Kind != yaml.MappingNode {
+		res.fail(&Error{File: name, Line: n.Line + lineOff,
+			Msg: "not a Kubernetes object: expected a mapping with apiVersion and kind, found a " + nodeKind(n)})
+		return
+	}
+	decodeObject(name, n, lineOff, "", res)
+}
+
+// decodeObject decodes one object (or a List's items) from its mapping node.
+func decodeObject(name string, n *yaml.Node, lineOff int, listCtx string, res *Result) {
+	line := n.Line + lineOff
+	apiVersion, kind := scalarAt(n, "apiVersion"), scalarAt(n, "kind")
+	if apiVersion == "" || kind == "" {
+		missing := "apiVersion"
+		if apiVersion != "" {
+			missing = "kind"
+		} else if kind == "" {
+			missing = "apiVersion and kind"
+		}
+		res.fail(&Error{File: name, Line: line, Msg: listCtx + "not a Kubernetes object: " + missing + " missing"})
+		return
+	}
+	if strings.HasSuffix(kind, "List") {
+		if items := valueAt(n, "items"); items != nil && items.Kind == yaml.SequenceNode {
+			for i, it := range items.Content {
+				it = deref(it)
+				ctx := fmt.Sprintf("%s item %d: ", kind, i)
+				if it.Kind != yaml.MappingNode {
+					res.fail(&Error{File: name, Line: it.Line + lineOff, Msg: ctx + "not a Kubernetes object"})
+					continue
+				}
+				decodeObject(name, it, lineOff, ctx, res)
+			}
+			return
+		}
+	}
+	key := typeKey{apiVersion, kind}
+	newValue, ok := decoded[key]
+	if !ok {
+		if r, gone := removed[key]; gone {
+			res.fail(&Error{File: name, Line: line, Msg: fmt.Sprintf(
+				"%s%s %s is no longer served (removed in Kubernetes %s); use apiVersion %s",
+				listCtx, kind, apiVersion, r.in, r.use)})
+			return
+		}
+		if _, builtin := builtinKinds[apiVersion]; builtin && !builtinKindSet[key] {
+			res.fail(&Error{File: name, Line: line, Msg: fmt.Sprintf(
+				"%sunknown kind %q in apiVersion %s (check the spelling)", listCtx, kind, apiVersion)})
+			return
+		}
+		res.skip(kind)
+		return
+	}
+
+	obj := &Object{APIVersion: apiVersion, Kind: kind, Source: Source{File: name, Line: line}}
+	var buf bytes.Buffer
+	w := jsonWriter{buf: &buf, lineOff: lineOff, obj: obj}
+	if err := w.node(n, ""); err != nil {
+		res.fail(&Error{File: name, Line: w.errLine, Msg: listCtx + "cannot read " + kind, Err: err})
+		return
+	}
+	v := newValue()
+	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+		errLine := line
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			if f := fieldNode(n, strings.Split(te.Field, ".")); f != nil {
+				errLine = f.Line + lineOff
+			}
+			err = fmt.Errorf("field %s: cannot use %s as %s", te.Field, te.Value, te.Type)
+		}
+		res.fail(&Error{File: name, Line: errLine, Msg: fmt.Sprintf("%sinvalid %s", listCtx, kind), Err: err})
+		return
+	}
+	obj.Value = v
+	if md := valueAt(n, "metadata"); md != nil {
+		obj.Name, obj.Namespace = scalarAt(md, "name"), scalarAt(md, "namespace")
+	}
+	if obj.Name == "" {
+		res.fail(&Error{File: name, Line: line, Msg: fmt.Sprintf("%s%s has no metadata.name", listCtx, kind)})
+		return
+	}
+	res.Objects = append(res.Objects, obj)
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar value"
+	default:
+		return "non-mapping node"
+	}
+}
+
+// valueAt returns the value of key in mapping n, or nil.
+func valueAt(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return deref(n.Content[i+1])
+		}
+	}
+	return nil
+}
+
+func scalarAt(n *yaml.Node, key string) string {
+	v := valueAt(n, key)
+	if v == nil || v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
+		return ""
+	}
+	return v.Value
+}
+
+// fieldNode finds the node of a dotted JSON field path, looking through
+// list items; it is used only to put a line on a decoding error.
+func fieldNode(n *yaml.Node, path []string) *yaml.Node {
+	n = deref(n)
+	if len(path) == 0 || n == nil {
+		return n
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		if v := valueAt(n, path[0]); v != nil {
+			if f := fieldNode(v, path[1:]); f != nil {
+				return f
+			}
+		}
+	case yaml.SequenceNode:
+		for _, it := range n.Content {
+			if f := fieldNode(it, path); f != nil {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// keepPath says whether the line of a field path is worth recording: the
+// object's top fields, and each container and its direct fields, which is
+// where findings point.
+func keepPath(p string) bool {
+	if i := strings.LastIndex(p, "ontainers["); i >= 0 {
+		return strings.Count(p[i:], ".") <= 2
+	}
+	return strings.Count(p, ".") <= 3 && !strings.HasPrefix(p, "metadata.") && !strings.HasPrefix(p, "status")
+}
+
+// jsonWriter renders a YAML node tree as JSON with Kubernetes' YAML rules
+// (keys are strings; merge keys are expanded; aliases are followed), and
+// records the lines of the paths keepPath selects.
+type jsonWriter struct {
+	buf     *bytes.Buffer
+	lineOff int
+	obj     *Object
+	depth   int
+	nodes   int
+	errLine int
+}
+
+// maxDepth and maxNodes bound the work one object may cause, so that deep
+// nesting or an alias bomb ("billion laughs") is an error, not a hang.
+const (
+	maxDepth = 200
+	maxNodes = 1 << 20
+)
+
+func (w *jsonWriter) fail(n *yaml.Node, format string, args ...any) error {
+	w.errLine = n.Line + w.lineOff
+	return fmt.Errorf(format, args...)
+}
+
+func (w *jsonWriter) node(n *yaml.Node, path string) error {
+	w.depth++
+	defer func() { w.depth-- }()
+	if w.depth > maxDepth {
+		return w.fail(n, "nested more than %d levels deep", maxDepth)
+	}
+	if w.nodes++; w.nodes > maxNodes {
+		return w.fail(n, "expands to more than %d values (aliases used recursively?)", maxNodes)
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			return w.fail(n, "alias to an unknown anchor")
+		}
+		return w.node(n.Alias, path)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		return w.mapping(n, path)
+	case yaml.SequenceNode:
+		w.buf.WriteByte('[')
+		for i, it := range n.Content {
+			if i > 0 {
+				w.buf.WriteByte(',')
+			}
+			p := path + "[" + strconv.Itoa(i) + "]"
+			if path != "" && keepPath(p) {
+				w.obj.SetLine(p, it.Line+w.lineOff)
+			}
+			if err := w.node(it, p); err != nil {
+				return err
+			}
+		}
+		w.buf.WriteByte(']')
+		return nil
+	case yaml.ScalarNode:
+		return w.scalar(n)
+	default:
+		return w.fail(n, "unexpected YAML node")
+	}
+}
+
+// mapPair is a key and its value after merge keys are expanded.
+type mapPair struct{ key, value *yaml.Node }
+
+func (w *jsonWriter) mapping(n *yaml.Node, path string) error {
+	pairs, err := w.pairs(n, 0)
+	if err != nil {
+		return err
+	}
+	w.buf.WriteByte('{')
+	for i, kv := range pairs {
+		if i > 0 {
+			w.buf.WriteByte(',')
+		}
+		appendString(w.buf, kv.key.Value)
+		w.buf.WriteByte(':')
+		p := kv.key.Value
+		if path != "" {
+			p = path + "." + p
+		}
+		if keepPath(p) {
+			w.obj.SetLine(p, kv.key.Line+w.lineOff)
+		}
+		if err := w.node(kv.value, p); err != nil {
+			return err
+		}
+	}
+	w.buf.WriteByte('}')
+	return nil
+}
+
+// pairs lists a mapping's entries in order, expanding "<<" merge keys
+// (explicit keys win over merged ones) and refusing duplicate keys, which
+// kubectl refuses too.
+func (w *jsonWriter) pairs(n *yaml.Node, depth int) ([]mapPair, error) {
+	if depth > 20 {
+		return nil, w.fail(n, "merge keys nested too deep")
+	}
+	out := make([]mapPair, 0, len(n.Content)/2)
+	var merged []mapPair
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), n.Content[i+1]
+		if k == nil || k.Kind != yaml.ScalarNode {
+			return nil, w.fail(n.Content[i], "mapping key is not a scalar")
+		}
+		if k.ShortTag() == "!!merge" {
+			src := deref(v)
+			var srcs []*yaml.Node
+			switch {
+			case src != nil && src.Kind == yaml.MappingNode:
+				srcs = []*yaml.Node{src}
+			case src != nil && src.Kind == yaml.SequenceNode:
+				for _, s := range src.Content {
+					srcs = append(srcs, deref(s))
+				}
+			}
+			for _, s := range srcs {
+				if s == nil || s.Kind != yaml.MappingNode {
+					return nil, w.fail(k, "merge key << needs a mapping or a list of mappings")
+				}
+				ps, err := w.pairs(s, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				merged = append(merged, ps...)
+			}
+			continue
+		}
+		for _, prev := range out {
+			if prev.key.Value == k.Value {
+				return nil, w.fail(k, "duplicate key %q (first at line %d)", k.Value, prev.key.Line+w.lineOff)
+			}
+		}
+		out = append(out, mapPair{k, v})
+	}
+outer:
+	for _, m := range merged {
+		for _, have := range out {
+			if have.key.Value == m.key.Value {
+				continue outer
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (w *jsonWriter) scalar(n *yaml.Node) error {
+	switch n.ShortTag() {
+	case "!!null":
+		w.buf.WriteString("null")
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return w.fail(n, "invalid boolean %q", n.Value)
+		}
+		w.buf.WriteString(strconv.FormatBool(b))
+	case "!!int":
+		if isPlainInt(n.Value) {
+			w.buf.WriteString(n.Value)
+			return nil
+		}
+		var i int64
+		if err := n.Decode(&i); err != nil {
+			var u uint64
+			if err2 := n.Decode(&u); err2 != nil {
+				return w.fail(n, "invalid integer %q", n.Value)
+			}
+			w.buf.WriteString(strconv.FormatUint(u, 10))
+			return nil
+		}
+		w.buf.WriteString(strconv.FormatInt(i, 10))
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err != nil {
+			return w.fail(n, "invalid number %q", n.Value)
+		}
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return w.fail(n, "number %q cannot be represented in JSON", n.Value)
+		}
+		w.buf.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
+	default: // !!str, !!timestamp, !!binary and custom tags keep their text
+		appendString(w.buf, n.Value)
+	}
+	return nil
+}
+
+func isPlainInt(s string) bool {
+	if strings.HasPrefix(s, "-") {
+		s = s[1:]
+	}
+	if s == "" || len(s) > 18 || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendString(buf *bytes.Buffer, s string) {
+	const hex = "0123456789abcdef"
+	buf.WriteByte('"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				buf.WriteByte('\\')
+				buf.WriteByte(c)
+			case c < 0x20:
+				buf.WriteString(`\u00`)
+				buf.WriteByte(hex[c>>4])
+				buf.WriteByte(hex[c&0xf])
+			default:
+				buf.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf.WriteString(`\ufffd`)
+		} else {
+			buf.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	buf.WriteByte('"')
+}

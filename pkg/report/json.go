@@ -1,0 +1,147 @@
+package report
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+
+	"github.com/rollguard/rollguard/pkg/manifest"
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+// SchemaVersion versions the JSON report; it changes only when a field is
+// removed or changes meaning.
+const SchemaVersion = "rollguard.io/audit/v1"
+
+type jsonReport struct {
+	SchemaVersion string        `json:"schemaVersion"`
+	Tool          jsonTool      `json:"tool"`
+	Settings      jsonSettings  `json:"settings"`
+	Summary       jsonSummary   `json:"summary"`
+	Findings      []jsonFinding `json:"findings"`
+	Suppressed    []jsonFinding `json:"suppressed"`
+	Errors        []jsonError   `json:"errors"`
+	Warnings      []string      `json:"warnings"`
+}
+
+type jsonTool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+type jsonSettings struct {
+	PropagationBudget string `json:"propagationBudget"`
+	DrainAllowance    string `json:"drainAllowance"`
+	FailOn            string `json:"failOn"`
+}
+
+type jsonSummary struct {
+	Files       int            `json:"files"`
+	Objects     int            `json:"objects"`
+	Workloads   int            `json:"workloads"`
+	Served      int            `json:"servedWorkloads"`
+	Findings    int            `json:"findings"`
+	BySeverity  map[string]int `json:"bySeverity"`
+	Suppressed  int            `json:"suppressed"`
+	InputErrors int            `json:"inputErrors"`
+	Skipped     map[string]int `json:"skippedKinds"`
+	Failed      bool           `json:"failed"`
+}
+
+type jsonObject struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	File       string `json:"file,omitempty"`
+	Line       int    `json:"line,omitempty"`
+}
+
+type jsonFinding struct {
+	RuleID    string     `json:"ruleID"`
+	RuleName  string     `json:"ruleName"`
+	Severity  string     `json:"severity"`
+	Case      string     `json:"case"`
+	Object    jsonObject `json:"object"`
+	Container string     `json:"container,omitempty"`
+	Path      string     `json:"path"`
+	File      string     `json:"file,omitempty"`
+	Line      int        `json:"line,omitempty"`
+	Message   string     `json:"message"`
+	Rollout   string     `json:"rollout"`
+	Fix       string     `json:"fix"`
+	Reason    string     `json:"suppressedReason,omitempty"`
+}
+
+type jsonError struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+}
+
+// JSON writes the report as one JSON document.
+func JSON(w io.Writer, in *Input) error {
+	ns := in.defaultNS()
+	r := jsonReport{
+		SchemaVersion: SchemaVersion,
+		Tool:          jsonTool{Name: "rollguard", Version: in.Version},
+		Settings: jsonSettings{
+			PropagationBudget: in.Settings.PropagationBudget.String(),
+			DrainAllowance:    in.Settings.DrainAllowance.String(),
+			FailOn:            in.FailOn.String(),
+		},
+		Findings:   []jsonFinding{},
+		Suppressed: []jsonFinding{},
+		Errors:     []jsonError{},
+		Warnings:   append([]string{}, in.Report.Warnings...),
+	}
+	s := &r.Summary
+	s.Files, s.Objects, s.Workloads = in.Load.Files, len(in.Load.Objects), len(in.Model.Workloads)
+	for _, wl := range in.Model.Workloads {
+		if wl.Served {
+			s.Served++
+		}
+	}
+	s.BySeverity = map[string]int{"error": 0, "warning": 0, "info": 0}
+	for sev, n := range in.counts() {
+		s.BySeverity[sev.String()] = n
+	}
+	s.Skipped = map[string]int{}
+	for k, v := range in.Load.Skipped {
+		s.Skipped[k] = v
+	}
+	for _, f := range in.Report.Findings {
+		r.Findings = append(r.Findings, toJSON(f, ns))
+		s.Failed = s.Failed || in.Failing(f)
+	}
+	for _, f := range in.Report.Suppressed {
+		r.Suppressed = append(r.Suppressed, toJSON(f, ns))
+	}
+	for _, err := range in.Load.Errors {
+		je := jsonError{Message: err.Error()}
+		var me *manifest.Error
+		if errors.As(err, &me) {
+			je.File, je.Line = me.File, me.Line
+		}
+		r.Errors = append(r.Errors, je)
+	}
+	s.Findings, s.Suppressed, s.InputErrors = len(r.Findings), len(r.Suppressed), len(r.Errors)
+	s.Failed = s.Failed || len(r.Errors) > 0
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func toJSON(f rules.Finding, defaultNS string) jsonFinding {
+	ns := f.Object.Namespace
+	if ns == "" {
+		ns = defaultNS
+	}
+	return jsonFinding{
+		RuleID: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity.String(), Case: string(f.Rule.Case),
+		Object: jsonObject{APIVersion: f.Object.APIVersion, Kind: f.Object.Kind, Namespace: ns, Name: f.Object.Name,
+			File: f.Object.Source.File, Line: f.Object.Source.Line},
+		Container: f.Container, Path: f.Path, File: f.Source.File, Line: f.Source.Line,
+		Message: f.Message, Rollout: f.Rule.Rollout, Fix: f.Fix, Reason: f.SuppressReason,
+	}
+}

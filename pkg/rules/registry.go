@@ -1,0 +1,194 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rollguard/rollguard/pkg/model"
+)
+
+// Annotations that suppress findings on the object that carries them (for a
+// workload, also on its pod template).
+const (
+	// IgnoreAnnotation lists rule IDs or names, comma-separated, or "all".
+	IgnoreAnnotation = "rollguard.io/ignore"
+	// IgnoreReasonAnnotation says why; it is reported with the suppressed findings.
+	IgnoreReasonAnnotation = "rollguard.io/ignore-reason"
+)
+
+// Registry holds rules by ID.
+type Registry struct {
+	byID   map[string]*Rule
+	byName map[string]*Rule
+	sorted []*Rule
+}
+
+// NewRegistry registers rules, refusing an invalid rule and a duplicate ID
+// or name.
+func NewRegistry(rs ...*Rule) (*Registry, error) {
+	reg := &Registry{byID: map[string]*Rule{}, byName: map[string]*Rule{}}
+	for _, r := range rs {
+		if err := r.validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := reg.byID[r.ID]; dup {
+			return nil, fmt.Errorf("rule ID %s registered twice", r.ID)
+		}
+		if _, dup := reg.byName[r.Name]; dup {
+			return nil, fmt.Errorf("rule name %s registered twice", r.Name)
+		}
+		reg.byID[r.ID], reg.byName[r.Name] = r, r
+		reg.sorted = append(reg.sorted, r)
+	}
+	sort.Slice(reg.sorted, func(i, j int) bool { return reg.sorted[i].ID < reg.sorted[j].ID })
+	return reg, nil
+}
+
+// All returns the rules sorted by ID.
+func (r *Registry) All() []*Rule { return r.sorted }
+
+// Lookup finds a rule by ID or name, case-insensitively.
+func (r *Registry) Lookup(key string) *Rule {
+	if rule := r.byID[strings.ToUpper(key)]; rule != nil {
+		return rule
+	}
+	return r.byName[strings.ToLower(key)]
+}
+
+// Options select and tune rules for one run.
+type Options struct {
+	Settings Settings
+	// Disabled rules do not run. Only, when not empty, runs only these.
+	Disabled, Only map[*Rule]bool
+	// Severity overrides a rule's default severity.
+	Severity map[*Rule]Severity
+}
+
+// Report is the outcome of running the rules over a model.
+type Report struct {
+	Findings   []Finding
+	Suppressed []Finding
+	// Warnings are problems with the run itself, such as an ignore
+	// annotation naming no known rule.
+	Warnings []string
+	Rules    []*Rule // the rules that ran
+}
+
+// Run checks a model.
+func (r *Registry) Run(m *model.Model, opts Options) *Report {
+	rep := &Report{}
+	for _, rule := range r.sorted {
+		if opts.Disabled[rule] || (len(opts.Only) > 0 && !opts.Only[rule]) {
+			continue
+		}
+		rep.Rules = append(rep.Rules, rule)
+		var found []Finding
+		if rule.Workload != nil {
+			for _, w := range m.Workloads {
+				for _, f := range rule.Workload(opts.Settings, w) {
+					f.Workload, f.Object = w, w.Object
+					found = append(found, f)
+				}
+			}
+		} else {
+			found = rule.Model(opts.Settings, m)
+		}
+		for _, f := range found {
+			f.Rule = rule
+			f.Severity = rule.Severity
+			if s, ok := opts.Severity[rule]; ok {
+				f.Severity = s
+			}
+			f.Source = f.Object.At(f.Path)
+			if reason, ok := r.suppressed(rule, f, rep); ok {
+				f.Suppressed, f.SuppressReason = true, reason
+				rep.Suppressed = append(rep.Suppressed, f)
+				continue
+			}
+			rep.Findings = append(rep.Findings, f)
+		}
+	}
+	sortFindings(rep.Findings)
+	sortFindings(rep.Suppressed)
+	return rep
+}
+
+// suppressed looks for an ignore annotation naming the rule on the
+// finding's object, or on the pod template of a workload.
+func (r *Registry) suppressed(rule *Rule, f Finding, rep *Report) (string, bool) {
+	metas := []*metav1.ObjectMeta{objectMeta(f.Object.Value)}
+	if f.Workload != nil {
+		metas = append(metas, &f.Workload.Template.ObjectMeta)
+	}
+	for _, meta := range metas {
+		if meta == nil {
+			continue
+		}
+		val, ok := meta.Annotations[IgnoreAnnotation]
+		if !ok {
+			continue
+		}
+		for _, key := range strings.Split(val, ",") {
+			key = strings.TrimSpace(key)
+			if key == "" {
+				continue
+			}
+			match := strings.EqualFold(key, "all") || r.Lookup(key) == rule
+			if !match && !strings.EqualFold(key, "all") && r.Lookup(key) == nil {
+				w := fmt.Sprintf("%s: annotation %s names unknown rule %q", f.Object.Ref(), IgnoreAnnotation, key)
+				if !contains(rep.Warnings, w) {
+					rep.Warnings = append(rep.Warnings, w)
+				}
+			}
+			if match {
+				reason := meta.Annotations[IgnoreReasonAnnotation]
+				if reason == "" {
+					reason = "annotation " + IgnoreAnnotation
+				}
+				return reason, true
+			}
+		}
+	}
+	return "", false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// objectMeta returns the metadata of any typed object.
+func objectMeta(v any) *metav1.ObjectMeta {
+	if o, ok := v.(metav1.ObjectMetaAccessor); ok {
+		if m, ok := o.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			return m
+		}
+	}
+	return nil
+}
+
+func sortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Object.Source.File != b.Object.Source.File {
+			return a.Object.Source.File < b.Object.Source.File
+		}
+		if a.Object.Source.Line != b.Object.Source.Line {
+			return a.Object.Source.Line < b.Object.Source.Line
+		}
+		if a.Object.Ref() != b.Object.Ref() {
+			return a.Object.Ref() < b.Object.Ref()
+		}
+		if a.Rule.ID != b.Rule.ID {
+			return a.Rule.ID < b.Rule.ID
+		}
+		return a.Container < b.Container
+	})
+}

@@ -1,0 +1,39 @@
+package rules
+
+import (
+	"fmt"
+
+	"github.com/rollguard/rollguard/pkg/model"
+)
+
+func prestopShort() *Rule {
+	return &Rule{
+		ID: "RG102", Name: "prestop-too-short", Case: Case1, Severity: Error,
+		Summary: "A served container's preStop delay is shorter than endpoint propagation",
+		Rollout: "The container stops listening before every node's kube-proxy has removed it, so connections from the slower nodes are refused or time out.",
+		Why: `A preStop sleep only protects a rollout if it outlasts endpoint propagation: the time from
+the pod's deletion until the last node's kube-proxy stops sending it new connections. A
+sleep shorter than that ends while some nodes still route to the pod. rollguard compares the
+sleep with the propagation budget (--propagation-budget, 5s by default), which
+` + "`rollguard measure`" + ` measures for a real cluster.`,
+		Fix: `Raise the preStop sleep to at least the propagation budget, and raise
+terminationGracePeriodSeconds with it (see RG103).`,
+		Example: `lifecycle:
+  preStop:
+    sleep:
+      seconds: 5   # >= propagation budget`,
+		Workload: func(s Settings, w *model.Workload) []Finding {
+			var out []Finding
+			for _, c := range servedContainers(w) {
+				ps := model.ParsePreStop(c.Spec)
+				if !ps.Known() || ps.Delay >= s.PropagationBudget {
+					continue
+				}
+				out = append(out, onContainer(c, "lifecycle",
+					fmt.Sprintf("container %q sleeps %s in preStop, less than the %s propagation budget", c.Spec.Name, secs(ps.Delay), secs(s.PropagationBudget)),
+					fmt.Sprintf("raise the preStop sleep to %ds", s.BudgetSeconds())))
+			}
+			return out
+		},
+	}
+}

@@ -1,0 +1,70 @@
+package rules
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rollguard/rollguard/pkg/model"
+)
+
+func gracePeriodShort() *Rule {
+	return &Rule{
+		ID: "RG103", Name: "grace-period-too-short", Case: Case1, Severity: Error,
+		Summary: "terminationGracePeriodSeconds does not cover the preStop delay plus the app's drain",
+		Rollout: "The kubelet kills the container before it has finished its preStop delay and drained its in-flight requests, which fail with resets.",
+		Why: `The grace period is counted from the moment the pod is deleted, and the preStop hook runs
+inside it: with a 5s preStop sleep and the default 30s grace period the app has 25s left
+after SIGTERM. When the grace period runs out the kubelet sends SIGKILL (after preStop it
+keeps at least 2s between SIGTERM and SIGKILL), and every request still in flight is reset.
+rollguard wants the grace period to be at least the longest known preStop delay plus a
+drain allowance (--drain-allowance, 5s by default). A native sleep action longer than the
+grace period is rejected by the API server; an exec sleep is not, and is cut short instead.`,
+		Fix: `Set terminationGracePeriodSeconds to at least the preStop delay plus the time the app needs
+to finish in-flight requests after SIGTERM. Never lower it below what the app needs.`,
+		Example: `spec:
+  terminationGracePeriodSeconds: 30   # >= preStop (5s) + drain (5s)
+  containers:
+    - name: web
+      lifecycle:
+        preStop:
+          sleep:
+            seconds: 5`,
+		Workload: func(s Settings, w *model.Workload) []Finding {
+			served := servedContainers(w)
+			if len(served) == 0 {
+				return nil
+			}
+			var delay time.Duration
+			var native bool
+			for _, c := range w.Containers {
+				ps := model.ParsePreStop(c.Spec)
+				if ps.Kind == model.PreStopUnknown {
+					return nil // a hook of unknown length: nothing to compare with
+				}
+				if ps.Delay > delay {
+					delay, native = ps.Delay, ps.Kind == model.PreStopSleep
+				}
+			}
+			grace, written := w.GracePeriod()
+			need := delay + s.DrainAllowance
+			if grace >= need {
+				return nil
+			}
+			msg := fmt.Sprintf("terminationGracePeriodSeconds is %s; preStop %s + drain %s needs %s", secs(grace), secs(delay), secs(s.DrainAllowance), secs(need))
+			if !written {
+				msg = fmt.Sprintf("terminationGracePeriodSeconds is the default %s; preStop %s + drain %s needs %s", secs(grace), secs(delay), secs(s.DrainAllowance), secs(need))
+			}
+			switch {
+			case native && delay > grace:
+				msg += " (the API server rejects a preStop sleep longer than the grace period)"
+			case delay >= grace:
+				msg += " (the kubelet cuts the preStop sleep short)"
+			}
+			return []Finding{{
+				Path:    w.SpecPath() + ".terminationGracePeriodSeconds",
+				Message: msg,
+				Fix:     fmt.Sprintf("set terminationGracePeriodSeconds: %d", ceilSeconds(need)),
+			}}
+		},
+	}
+}

@@ -1,0 +1,53 @@
+package rules
+
+import (
+	"fmt"
+
+	"github.com/rollguard/rollguard/pkg/model"
+)
+
+func readinessWrongPort() *Rule {
+	return &Rule{
+		ID: "RG202", Name: "readiness-wrong-port", Case: Case2, Severity: Warning,
+		Summary: "The readinessProbe checks a port the Service does not target",
+		Rollout: "The pod can turn ready because a health port answers while the served port does not listen yet, and its first connections are refused.",
+		Why: `Readiness decides when the pod receives Service traffic, so it should prove that the served
+port accepts connections. A probe on another port (an admin or metrics port, a sidecar's
+port) can succeed while the served listener is not up yet, or already closed, and the pod
+then receives connections it refuses. An exec probe is not checked.`,
+		Fix: `Point the readinessProbe at the port the Service targets, or make sure the health port
+cannot answer before the served port listens.`,
+		Example: `ports:
+  - name: http
+    containerPort: 8080
+readinessProbe:
+  httpGet:
+    path: /healthz
+    port: http      # the Service's targetPort`,
+		Workload: func(s Settings, w *model.Workload) []Finding {
+			var out []Finding
+			for _, c := range servedContainers(w) {
+				p := c.Spec.ReadinessProbe
+				if p == nil {
+					continue
+				}
+				port, ok := probePort(p)
+				num := resolvePort(c.Spec, port)
+				if !ok || num == 0 {
+					continue // exec probes, and named ports that RG203 reports
+				}
+				hit := false
+				for _, sp := range c.Served {
+					hit = hit || sp.Port == num
+				}
+				if hit {
+					continue
+				}
+				out = append(out, onContainer(c, "readinessProbe",
+					fmt.Sprintf("container %q probes readiness on port %d but serves %s", c.Spec.Name, num, portsText(c)),
+					fmt.Sprintf("probe the served port %d", c.Served[0].Port)))
+			}
+			return out
+		},
+	}
+}

@@ -1,0 +1,47 @@
+package rules
+
+import (
+	"fmt"
+
+	"github.com/rollguard/rollguard/pkg/model"
+)
+
+func pdbSelectsNothing() *Rule {
+	return &Rule{
+		ID: "RG403", Name: "pdb-selects-nothing", Case: Disruption, Severity: Warning,
+		Summary: "A PodDisruptionBudget selects no workload's pods",
+		Rollout: "The pods it was written for have no budget, so a drain may evict them all at once.",
+		Why: `A budget protects only pods its selector matches, in its own namespace. A selector that
+matches no pod template (a renamed label, a budget in the wrong namespace) protects nothing,
+silently. rollguard reports it only when the input holds workloads in that namespace, so
+auditing budgets on their own stays quiet.`,
+		Fix: `Make the selector match the pod template's labels of the workload it guards, in the same
+namespace.`,
+		Example: `spec:
+  selector:
+    matchLabels:
+      app: web     # the same labels as spec.template.metadata.labels`,
+		Subject: "PodDisruptionBudget",
+		Model: func(s Settings, m *model.Model) []Finding {
+			has := namespacesWithWorkloads(m)
+			var out []Finding
+			for _, p := range m.PDBs {
+				if len(p.Workloads) > 0 || !has[p.Namespace] {
+					continue
+				}
+				out = append(out, Finding{Object: p.Object, Path: "spec.selector",
+					Message: fmt.Sprintf("selector matches no workload's pods in namespace %s", p.Namespace),
+					Fix:     "use the labels of the pod template it should guard"})
+			}
+			return out
+		},
+	}
+}
+
+func namespacesWithWorkloads(m *model.Model) map[string]bool {
+	has := map[string]bool{}
+	for _, w := range m.Workloads {
+		has[w.Namespace] = true
+	}
+	return has
+}

@@ -36,7 +36,7 @@ type ruleFlags struct {
 func (f *ruleFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.configPath, "config", "", "configuration file (rollguard.yaml): budget, severities, disabled rules, ignored paths")
-	fs.DurationVar(&f.propagationBudget, "propagation-budget", 5*time.Second, "how long an endpoint change takes to reach every node (measure it with rollguard measure)")
+	fs.DurationVar(&f.propagationBudget, "propagation-budget", 5*time.Second, "how long an endpoint change takes to reach every node's kube-proxy; the preStop delay must cover it")
 	fs.DurationVar(&f.drainAllowance, "drain-allowance", 5*time.Second, "time the app needs after SIGTERM to finish in-flight requests")
 	fs.StringVarP(&f.namespace, "namespace", "n", "default", "namespace of objects that name none")
 	fs.BoolVar(&f.assumeServed, "assume-served", false, "treat workloads whose containers declare ports as served even when no Service in the input selects them")

@@ -71,6 +71,7 @@ func (f *rulesFlags) run(s Streams, args []string) error {
 		}
 		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(out)
 	}
 	if len(args) == 1 {

@@ -129,6 +129,7 @@ func JSON(w io.Writer, in *Input) error {
 	s.Failed = s.Failed || len(r.Errors) > 0
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(r)
 }
 

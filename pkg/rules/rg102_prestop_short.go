@@ -14,8 +14,8 @@ func prestopShort() *Rule {
 		Why: `A preStop sleep only protects a rollout if it outlasts endpoint propagation: the time from
 the pod's deletion until the last node's kube-proxy stops sending it new connections. A
 sleep shorter than that ends while some nodes still route to the pod. rollguard compares the
-sleep with the propagation budget (--propagation-budget, 5s by default), which
-` + "`rollguard measure`" + ` measures for a real cluster.`,
+sleep with the propagation budget (--propagation-budget, 5s by default): kube-proxy's
+min-sync-period is 1s by default, and large clusters take several seconds more.`,
 		Fix: `Raise the preStop sleep to at least the propagation budget, and raise
 terminationGracePeriodSeconds with it (see RG103).`,
 		Example: `lifecycle:

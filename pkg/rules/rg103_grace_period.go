@@ -60,10 +60,14 @@ to finish in-flight requests after SIGTERM. Never lower it below what the app ne
 			case delay >= grace:
 				msg += " (the kubelet cuts the preStop sleep short)"
 			}
+			// Size the fix for the preStop delay the other rules ask for,
+			// so that applying every fix leaves no finding behind.
+			want := max(delay, s.PropagationBudget) + s.DrainAllowance
 			return []Finding{{
 				Path:    w.SpecPath() + ".terminationGracePeriodSeconds",
 				Message: msg,
-				Fix:     fmt.Sprintf("set terminationGracePeriodSeconds: %d", ceilSeconds(need)),
+				Fix: fmt.Sprintf("set terminationGracePeriodSeconds: %d (preStop %s + drain %s)",
+					ceilSeconds(want), secs(max(delay, s.PropagationBudget)), secs(s.DrainAllowance)),
 			}}
 		},
 	}

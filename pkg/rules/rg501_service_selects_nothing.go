@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/rollguard/rollguard/pkg/model"
 )
 
@@ -29,7 +31,7 @@ are managed by hand.`,
 					continue
 				}
 				out = append(out, Finding{Object: svc.Object, Path: "spec.selector",
-					Message: fmt.Sprintf("selector %v matches no workload's pods in namespace %s", svc.Spec.Spec.Selector, svc.Namespace),
+					Message: fmt.Sprintf("selector %s matches no workload's pods in namespace %s", labels.Set(svc.Spec.Spec.Selector), svc.Namespace),
 					Fix:     "use the labels of the pod template that should serve this Service"})
 			}
 			return out

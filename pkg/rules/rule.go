@@ -76,7 +76,7 @@ func (c Case) Title() string {
 // Settings are the numbers the rules measure against.
 type Settings struct {
 	// PropagationBudget is how long an endpoint change takes to reach every
-	// node's kube-proxy; `rollguard measure` produces it for a cluster.
+	// node's kube-proxy.
 	PropagationBudget time.Duration
 	// DrainAllowance is the time an app needs after SIGTERM to finish
 	// in-flight requests.

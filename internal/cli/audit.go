@@ -132,7 +132,7 @@ usage or input error (the readable files are still audited and reported).`,
 
 func (f *auditFlags) validate(args []string) error {
 	if len(args) == 0 {
-		return usageError("no input: give files or folders, or - to read standard input\nSee 'rollguard audit --help'.")
+		return usageError("no input: give files or folders, or - to read standard input (see 'rollguard audit --help')")
 	}
 	known := false
 	for _, name := range report.Formats {

@@ -433,9 +433,7 @@ func (w *jsonWriter) scalar(n *yaml.Node) error {
 }
 
 func isPlainInt(s string) bool {
-	if strings.HasPrefix(s, "-") {
-		s = s[1:]
-	}
+	s = strings.TrimPrefix(s, "-")
 	if s == "" || len(s) > 18 || (len(s) > 1 && s[0] == '0') {
 		return false
 	}

@@ -6,7 +6,6 @@ package report
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/rollguard/rollguard/pkg/manifest"
@@ -91,13 +90,4 @@ func (in *Input) defaultNS() string {
 		return "default"
 	}
 	return in.Namespace
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

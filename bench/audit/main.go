@@ -46,9 +46,8 @@ func main() {
 	}
 
 	type row struct {
-		objects    int
-		rg, ks     result
-		rgOK, ksOK bool
+		objects int
+		rg, ks  result
 	}
 	var rows []row
 	fmt.Printf("rollguard audit vs kube-score v1.20.0: generated corpus, %d runs each, median time, peak RSS\n\n", *runs)

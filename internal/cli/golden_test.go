@@ -292,3 +292,21 @@ func TestRulesCommand(t *testing.T) {
 		t.Errorf("rules -o json: %v, %d rules", err, len(list))
 	}
 }
+
+func TestColor(t *testing.T) {
+	t.Parallel()
+	f := "../../testdata/corpus/everything-wrong.yaml"
+	always, _, _ := rollguard(t, "", "audit", "--color", "always", f)
+	if !strings.Contains(always, "\x1b[31m") {
+		t.Error("--color always: no ANSI colour in the output")
+	}
+	for _, args := range [][]string{{"audit", "--color", "never", f}, {"audit", f}} {
+		out, _, _ := rollguard(t, "", args...)
+		if strings.Contains(out, "\x1b[") {
+			t.Errorf("%v: colour written to a non-terminal", args)
+		}
+	}
+	if _, stderr, code := rollguard(t, "", "audit", "--color", "sometimes", f); code != cli.ExitUsage || !strings.Contains(stderr, "--color") {
+		t.Errorf("bad --color: exit %d, %q", code, stderr)
+	}
+}

@@ -16,6 +16,11 @@ func (r *Rule) Markdown() string {
 	fmt.Fprintf(&b, "## Why\n\n%s\n\n", r.Why)
 	fmt.Fprintf(&b, "## How to fix\n\n%s\n\n", r.Fix)
 	fmt.Fprintf(&b, "```yaml\n%s\n```\n\n", r.Example)
+	if r.Remediate != nil {
+		b.WriteString("`rollguard fix` applies this fix.\n\n")
+	} else {
+		fmt.Fprintf(&b, "`rollguard fix` leaves this finding to you: %s\n\n", r.NoFix)
+	}
 	fmt.Fprintf(&b, "## Suppress\n\nOn the object (or a workload's pod template), with a reason:\n\n"+
 		"```yaml\nmetadata:\n  annotations:\n    rollguard.io/ignore: %s\n    rollguard.io/ignore-reason: \"...\"\n```\n\n"+
 		"or for every object, in the config file: `disabledRules: [%s]`.\n", r.ID, r.ID)

@@ -110,3 +110,60 @@ func rollingKind(w *model.Workload) bool {
 	}
 	return false
 }
+
+// containerOf returns the container a finding is about.
+func containerOf(f Finding) *model.Container {
+	if f.Workload == nil {
+		return nil
+	}
+	for _, c := range f.Workload.Containers {
+		if c.Spec.Name == f.Container {
+			return c
+		}
+	}
+	return nil
+}
+
+// sleepHook is the preStop handler that sleeps d: the native action, or an
+// exec of the image's sleep binary on clusters older than 1.30.
+func sleepHook(o FixOptions, d time.Duration) (Map, string) {
+	secs := ceilSeconds(d)
+	if o.NativeSleep() {
+		return M("sleep", M("seconds", secs)), ""
+	}
+	return M("exec", M("command", []any{"sleep", strconv.FormatInt(secs, 10)})),
+		fmt.Sprintf("Kubernetes 1.%d has no native sleep action: the hook runs the image's sleep binary, which distroless and scratch images lack", o.KubeMinor)
+}
+
+// fixPreStop makes a container's preStop delay at least the budget: it
+// replaces a hook that only sleeps, and declines one that does other work
+// unless PrependSleep puts a sleep in front of a shell script.
+func fixPreStop(o FixOptions, f Finding) Remedy {
+	c := containerOf(f)
+	if c == nil {
+		return unfixable("container %q not found", f.Container)
+	}
+	ps := model.ParsePreStop(c.Spec)
+	want := max(ps.Delay, o.PropagationBudget)
+	path := c.Path + ".lifecycle.preStop"
+	switch {
+	case ps.Kind == model.PreStopNone || (ps.Kind == model.PreStopExecSleep && !ps.OtherWork):
+		hook, note := sleepHook(o, want)
+		return Remedy{Ops: []Op{{Path: path, Value: hook}}, Note: note}
+	case ps.Kind == model.PreStopSleep:
+		return Remedy{Ops: []Op{{Path: path + ".sleep.seconds", Value: ceilSeconds(want)}}}
+	case o.PrependSleep && model.IsShell(ps.Interpreter):
+		cmd := c.Spec.Lifecycle.PreStop.Exec.Command
+		out := make([]any, len(cmd))
+		for i, s := range cmd {
+			out[i] = s
+		}
+		last := len(out) - 1
+		out[last] = fmt.Sprintf("sleep %d; %s", ceilSeconds(o.PropagationBudget), cmd[last])
+		return Remedy{Ops: []Op{{Path: path + ".exec.command", Value: out}},
+			Note: "--prepend-sleep: the hook sleeps before its own work"}
+	default:
+		return unfixable("the preStop hook does more than sleep, and rollguard does not merge hooks: " +
+			"move that work into the app's SIGTERM handling, or pass --prepend-sleep to sleep before it (shell hooks)")
+	}
+}

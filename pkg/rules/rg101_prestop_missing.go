@@ -28,6 +28,7 @@ serving until every node has stopped sending it traffic. Use the native sleep ac
       preStop:
         sleep:
           seconds: 5`,
+		Remediate: fixPreStop,
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {

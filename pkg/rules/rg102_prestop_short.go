@@ -22,6 +22,7 @@ terminationGracePeriodSeconds with it (see RG103).`,
   preStop:
     sleep:
       seconds: 5   # >= propagation budget`,
+		Remediate: fixPreStop,
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {

@@ -29,6 +29,15 @@ to finish in-flight requests after SIGTERM. Never lower it below what the app ne
         preStop:
           sleep:
             seconds: 5`,
+		Remediate: func(o FixOptions, f Finding) Remedy {
+			var delay time.Duration
+			for _, c := range f.Workload.Containers {
+				delay = max(delay, model.ParsePreStop(c.Spec).Delay)
+			}
+			// Raised, never lowered: the rule fires only below this value.
+			want := max(delay, o.PropagationBudget) + o.DrainAllowance
+			return Remedy{Ops: []Op{{Path: f.Workload.SpecPath() + ".terminationGracePeriodSeconds", Value: ceilSeconds(want)}}}
+		},
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			served := servedContainers(w)
 			if len(served) == 0 {

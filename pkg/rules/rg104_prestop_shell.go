@@ -23,6 +23,21 @@ make sure the image ships the binaries it runs.`,
   preStop:
     sleep:          # instead of exec: {command: ["sh", "-c", "sleep 5"]}
       seconds: 5`,
+		Remediate: func(o FixOptions, f Finding) Remedy {
+			c := containerOf(f)
+			if c == nil {
+				return unfixable("container %q not found", f.Container)
+			}
+			ps := model.ParsePreStop(c.Spec)
+			switch {
+			case ps.OtherWork || ps.Kind != model.PreStopExecSleep:
+				return unfixable("the hook does more than sleep: move that work into the app's SIGTERM handling, then use the native sleep action")
+			case !o.NativeSleep():
+				return unfixable("Kubernetes 1.%d has no native sleep action to replace the exec hook with", o.KubeMinor)
+			}
+			hook, _ := sleepHook(o, max(ps.Delay, o.PropagationBudget))
+			return Remedy{Ops: []Op{{Path: c.Path + ".lifecycle.preStop", Value: hook}}}
+		},
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {

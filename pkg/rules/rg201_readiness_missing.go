@@ -23,6 +23,27 @@ answers only once the app serves, or a tcpSocket probe on the served port.`,
     port: 8080        # the port the Service targets
   periodSeconds: 2
   failureThreshold: 2`,
+		Remediate: func(o FixOptions, f Finding) Remedy {
+			c := containerOf(f)
+			if c == nil {
+				return unfixable("container %q not found", f.Container)
+			}
+			port, num := servedPortRef(c)
+			// An httpGet or tcpSocket liveness probe on the served port already
+			// says how to ask the app; readiness reuses it with its own timing.
+			if l := c.Spec.LivenessProbe; l != nil && (l.HTTPGet != nil || l.TCPSocket != nil) {
+				if p, ok := probePort(l); ok && resolvePort(c.Spec, p) == num {
+					handler, err := toMap(l.ProbeHandler)
+					if err == nil {
+						probe := append(handler, Field{"periodSeconds", readinessPeriod}, Field{"failureThreshold", readinessFailures})
+						return Remedy{Ops: []Op{{Path: c.Path + ".readinessProbe", Value: probe}},
+							Note: "readiness reuses the liveness probe's handler"}
+					}
+				}
+			}
+			return Remedy{Ops: []Op{{Path: c.Path + ".readinessProbe", Value: M(
+				"tcpSocket", M("port", port), "periodSeconds", readinessPeriod, "failureThreshold", readinessFailures)}}}
+		},
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {
@@ -37,4 +58,24 @@ answers only once the app serves, or a tcpSocket probe on the served port.`,
 			return out
 		},
 	}
+}
+
+// The timing of an added readinessProbe: a pod is ready within 5s of
+// listening, and out of the endpoints after 10s of failing.
+const (
+	readinessPeriod   = 5
+	readinessFailures = 2
+)
+
+// servedPortRef is how the added probe names the served port: by the
+// container port's name when it has one (as the Service usually does), else
+// by number.
+func servedPortRef(c *model.Container) (any, int32) {
+	num := c.Served[0].Port
+	for _, p := range c.Spec.Ports {
+		if p.ContainerPort == num && p.Name != "" {
+			return p.Name, num
+		}
+	}
+	return num, num
 }

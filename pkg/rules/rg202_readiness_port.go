@@ -24,6 +24,7 @@ readinessProbe:
   httpGet:
     path: /healthz
     port: http      # the Service's targetPort`,
+		NoFix: "Which port proves the app is ready is the app's knowledge: a health port may be deliberate. Point the probe at the served port by hand.",
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {

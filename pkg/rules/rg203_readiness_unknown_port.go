@@ -23,6 +23,7 @@ readinessProbe:
   httpGet:
     path: /ready
     port: http`,
+		NoFix: "The intended port cannot be told from a misspelt name.",
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {

@@ -31,6 +31,7 @@ livenessProbe:
   httpGet: {path: /healthz, port: http}
   periodSeconds: 5
   failureThreshold: 6`,
+		NoFix: "Loosening liveness changes when pods are restarted, a decision for the app's owner.",
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {

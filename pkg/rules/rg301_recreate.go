@@ -22,6 +22,7 @@ rollguard.io/ignore-reason.`,
   rollingUpdate:
     maxSurge: 1
     maxUnavailable: 0`,
+		NoFix: "Recreate may be there on purpose, for a single-writer volume or an app that must not run two versions.",
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			if !w.Served || w.Kind != "Deployment" || w.Strategy.Type != "Recreate" {
 				return nil

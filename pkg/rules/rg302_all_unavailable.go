@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/intstr"
+
 	"github.com/rollguard/rollguard/pkg/model"
 )
 
@@ -24,6 +26,22 @@ default for most services), so that at least one ready pod serves throughout.`,
   rollingUpdate:
     maxSurge: 25%
     maxUnavailable: 0`,
+		Remediate: func(o FixOptions, f Finding) Remedy {
+			w := f.Workload
+			st := w.Strategy
+			if w.Kind == "DaemonSet" || w.Kind == "StatefulSet" {
+				return Remedy{Ops: []Op{{Path: st.Path + ".maxUnavailable", Value: 1}},
+					Note: "maxUnavailable 1: one pod is replaced at a time"}
+			}
+			r := w.EffectiveReplicas()
+			ops := []Op{{Path: st.Path + ".maxUnavailable", Value: safeUnavailable(r)}}
+			note := fmt.Sprintf("maxUnavailable %d keeps at least %d of %d replicas ready", safeUnavailable(r), r-safeUnavailable(r), r)
+			if surge, _, _, err := model.Fenceposts(st.MaxSurge, intstr.FromInt32(safeUnavailable(r)), r); err == nil && surge == 0 {
+				ops = append(ops, Op{Path: st.Path + ".maxSurge", Value: 1})
+				note += "; maxSurge 1 lets the rollout add a pod first, as it could not otherwise move"
+			}
+			return Remedy{Ops: ops, Note: note}
+		},
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			if !w.Served || !rollingKind(w) {
 				return nil

@@ -23,6 +23,10 @@ below the desired count.`,
   rollingUpdate:
     maxSurge: 1
     maxUnavailable: 0`,
+		Remediate: func(o FixOptions, f Finding) Remedy {
+			return Remedy{Ops: []Op{{Path: f.Workload.Strategy.Path + ".maxSurge", Value: 1}},
+				Note: "maxSurge 1: a new pod is added and ready before an old one goes"}
+		},
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			st := w.Strategy
 			if w.Kind != "Deployment" && !(w.Kind == "Rollout" && st.Type == "Canary") {

@@ -17,6 +17,7 @@ not written. A workload scaled by an HPA is not reported: its replica count is t
 whose minReplicas is 2 or more.`,
 		Example: `spec:
   replicas: 2`,
+		NoFix: "The replica count is a capacity and cost decision.",
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			if !w.Served || w.HPA != nil || w.EffectiveReplicas() != 1 {
 				return nil

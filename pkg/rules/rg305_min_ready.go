@@ -21,6 +21,9 @@ every node before an old one goes. It is reported only for workloads with a read
 		Fix: `Set minReadySeconds to at least the propagation budget.`,
 		Example: `spec:
   minReadySeconds: 5`,
+		Remediate: func(o FixOptions, f Finding) Remedy {
+			return Remedy{Ops: []Op{{Path: "spec.minReadySeconds", Value: o.BudgetSeconds()}}}
+		},
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			if !rollingKind(w) || w.MinReadySeconds > 0 {
 				return nil

@@ -26,6 +26,7 @@ GA since Kubernetes 1.25), and give the pods a preStop delay.`,
   rollingUpdate:
     maxSurge: 1
     maxUnavailable: 0`,
+		NoFix: "DaemonSet surge needs room for a second pod on every node and cannot work with a hostPort; set it by hand.",
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			if w.Kind != "DaemonSet" || !w.Served || w.Strategy.Type != "RollingUpdate" || !model.IsZero(w.Strategy.MaxSurge) {
 				return nil

@@ -27,6 +27,7 @@ spec:
   selector:
     matchLabels:
       app: web`,
+		NoFix: "rollguard edits existing objects and does not add new ones to your files; the example shows the budget to add.",
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			if !w.Served || len(w.PDBs) > 0 || w.Kind == "DaemonSet" || !w.Rolls() || w.EffectiveReplicas() < 2 {
 				return nil

@@ -25,6 +25,7 @@ HPA, rollguard compares with the HPA's minReplicas.`,
   selector:
     matchLabels:
       app: web`,
+		NoFix:   "A strict budget may be deliberate, for example during a migration; loosen it by hand.",
 		Subject: "PodDisruptionBudget",
 		Model: func(s Settings, m *model.Model) []Finding {
 			var out []Finding

@@ -21,6 +21,7 @@ namespace.`,
   selector:
     matchLabels:
       app: web     # the same labels as spec.template.metadata.labels`,
+		NoFix:   "The workload the budget was meant for cannot be told from the selector.",
 		Subject: "PodDisruptionBudget",
 		Model: func(s Settings, m *model.Model) []Finding {
 			has := namespacesWithWorkloads(m)

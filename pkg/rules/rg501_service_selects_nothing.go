@@ -22,6 +22,7 @@ are managed by hand.`,
 		Example: `spec:
   selector:
     app: web     # must match spec.template.metadata.labels of the workload`,
+		NoFix:   "The pods the Service was meant for cannot be told from the selector.",
 		Subject: "Service",
 		Model: func(s Settings, m *model.Model) []Finding {
 			has := namespacesWithWorkloads(m)

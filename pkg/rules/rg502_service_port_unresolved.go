@@ -25,6 +25,7 @@ ports:
 ports:
   - name: http
     containerPort: 8080`,
+		NoFix:   "Whether the Service or the container has the wrong name cannot be told.",
 		Subject: "Service",
 		Model: func(s Settings, m *model.Model) []Finding {
 			var out []Finding

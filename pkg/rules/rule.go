@@ -112,6 +112,12 @@ type Rule struct {
 	Workload func(s Settings, w *model.Workload) []Finding
 	Model    func(s Settings, m *model.Model) []Finding
 	Subject  string
+
+	// Exactly one of Remediate and NoFix is set: the safe automatic fix for
+	// a finding (which may still decline, with a reason), or why the rule
+	// has none.
+	Remediate func(o FixOptions, f Finding) Remedy
+	NoFix     string
 }
 
 // Finding is one rule firing on one object.
@@ -148,6 +154,9 @@ func (r *Rule) validate() error {
 	}
 	if (r.Workload == nil) == (r.Model == nil) {
 		return fmt.Errorf("rule %s: set exactly one of Workload and Model", r.ID)
+	}
+	if (r.Remediate == nil) == (strings.TrimSpace(r.NoFix) == "") {
+		return fmt.Errorf("rule %s: set exactly one of Remediate and NoFix", r.ID)
 	}
 	if (r.Model != nil) != (r.Subject != "") {
 		return fmt.Errorf("rule %s: a Model rule, and only a Model rule, names its Subject", r.ID)

@@ -54,7 +54,7 @@ func TestRegistryRefusesBadRules(t *testing.T) {
 	t.Parallel()
 	good := func(id, name string) *rules.Rule {
 		return &rules.Rule{ID: id, Name: name, Case: rules.Case1, Severity: rules.Error, Summary: "s", Rollout: "r.",
-			Why: "w", Fix: "f", Example: "e", Workload: func(rules.Settings, *model.Workload) []rules.Finding { return nil }}
+			Why: "w", Fix: "f", Example: "e", NoFix: "n", Workload: func(rules.Settings, *model.Workload) []rules.Finding { return nil }}
 	}
 	if _, err := rules.NewRegistry(good("RG101", "a"), good("RG102", "b")); err != nil {
 		t.Fatalf("valid rules refused: %v", err)
@@ -65,7 +65,13 @@ func TestRegistryRefusesBadRules(t *testing.T) {
 	noCheck.Workload = nil
 	modelNoSubject := good("RG105", "e")
 	modelNoSubject.Workload, modelNoSubject.Model = nil, func(rules.Settings, *model.Model) []rules.Finding { return nil }
+	bothFixes := good("RG106", "f")
+	bothFixes.Remediate = func(rules.FixOptions, rules.Finding) rules.Remedy { return rules.Remedy{} }
+	noFixWord := good("RG107", "g")
+	noFixWord.NoFix = ""
 	for name, rs := range map[string][]*rules.Rule{
+		"remediation and no-fix reason": {bothFixes},
+		"neither remediation nor reason": {noFixWord},
 		"duplicate ID":           {good("RG101", "a"), good("RG101", "b")},
 		"duplicate name":         {good("RG101", "a"), good("RG102", "a")},
 		"missing doc":            {noDoc},

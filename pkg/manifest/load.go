@@ -40,6 +40,13 @@ var notManifests = map[string]bool{
 // loading goes on; a path that does not exist is such an error too.
 func Load(paths []string, opts Options) *Result {
 	res := &Result{}
+	Read(paths, opts, res, func(name string, data []byte) { DecodeFile(name, data, res) })
+	return res
+}
+
+// Read finds and reads the files Load would decode, calling each with the
+// file's name and bytes in order; read errors are collected in res.
+func Read(paths []string, opts Options, res *Result, each func(name string, data []byte)) {
 	for _, p := range paths {
 		if p == "-" {
 			if opts.Stdin == nil {
@@ -52,7 +59,7 @@ func Load(paths []string, opts Options) *Result {
 				continue
 			}
 			res.Files++
-			decodeFile(StdinName, data, res)
+			each(StdinName, data)
 			continue
 		}
 		fi, err := os.Stat(p)
@@ -61,15 +68,14 @@ func Load(paths []string, opts Options) *Result {
 			continue
 		}
 		if !fi.IsDir() {
-			readFile(p, res)
+			readFile(p, res, each)
 			continue
 		}
-		walkDir(p, opts.Ignore, res)
+		walkDir(p, opts.Ignore, res, each)
 	}
-	return res
 }
 
-func walkDir(root string, ignore []string, res *Result) {
+func walkDir(root string, ignore []string, res *Result, each func(string, []byte)) {
 	var files []string
 	chart := false
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -112,7 +118,7 @@ func walkDir(root string, ignore []string, res *Result) {
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		readFile(f, res)
+		readFile(f, res, each)
 	}
 }
 
@@ -129,32 +135,33 @@ func ignored(path, name string, patterns []string) bool {
 	return false
 }
 
-func readFile(path string, res *Result) {
+func readFile(path string, res *Result, each func(string, []byte)) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		res.fail(&Error{File: path, Msg: "cannot read", Err: unwrapPathError(err)})
 		return
 	}
 	res.Files++
-	decodeFile(path, data, res)
+	each(path, data)
 }
 
-// decodeFile refuses templates before parsing them: a Helm or Go template
-// may parse as YAML by accident and then be audited as something it is not.
-func decodeFile(name string, data []byte, res *Result) {
-	if line := templateLine(data); line > 0 {
-		res.fail(&Error{File: name, Line: line, Msg: "contains template directives ({{ ... }}); " +
-			"render it first, e.g. helm template CHART | rollguard audit -"})
+// DecodeFile is Decode for a whole file, refusing templates before parsing
+// them: a Helm or Go template may parse as YAML by accident and then be
+// read as something it is not.
+func DecodeFile(name string, data []byte, res *Result) {
+	if line := TemplateLine(data); line > 0 {
+		res.fail(&Error{File: name, Line: line, Msg: "contains template directives ({{ ... }}): " +
+			"rollguard reads rendered manifests; render it first (helm template CHART) and pass the output with -"})
 		return
 	}
 	Decode(name, data, res)
 }
 
-// templateLine returns the line of the first template directive that
+// TemplateLine returns the line of the first template directive that
 // stands where YAML would read it as structure, or 0. "{{" inside a quoted
 // string or a block scalar ("key: |") is data, legal in a manifest: an
 // annotation or a ConfigMap holding a template.
-func templateLine(data []byte) int {
+func TemplateLine(data []byte) int {
 	if !bytes.Contains(data, []byte("{{")) {
 		return 0
 	}

@@ -19,22 +19,25 @@ import (
 // that fails does not stop the others: each is parsed on its own, as kubectl
 // does, so one bad document costs only itself.
 func Decode(name string, data []byte, res *Result) {
-	for _, doc := range splitDocuments(data) {
+	for _, doc := range Documents(data) {
 		decodeDocument(name, doc, res)
 	}
 }
 
-// document is one YAML document of a stream and the line it starts on.
-type document struct {
-	data  []byte
-	first int // 1-based line of data's first line in the file
+// Document is one YAML document of a stream: its bytes, which are a slice
+// of the stream's, and the line it starts on.
+type Document struct {
+	Data   []byte
+	First  int // 1-based line of Data's first line in the stream
+	Offset int // where Data starts in the stream
 }
 
-// splitDocuments cuts a stream at "---" separator lines. A separator may be
+// Documents cuts a stream at "---" separator lines. A separator may be
 // followed by a comment; one followed by content ("--- {a: 1}") starts a
-// document whose first line is that content.
-func splitDocuments(data []byte) []document {
-	var docs []document
+// document whose first line is that content. The documents' bytes put
+// together, with the separator lines, are the stream.
+func Documents(data []byte) []Document {
+	var docs []Document
 	start, startLine, line := 0, 1, 1
 	for pos := 0; pos < len(data); line++ {
 		end := bytes.IndexByte(data[pos:], '\n')
@@ -46,7 +49,7 @@ func splitDocuments(data []byte) []document {
 		if bytes.HasPrefix(l, []byte("---")) {
 			rest := bytes.TrimSpace(l[3:])
 			if len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\n' || l[3] == '\r' {
-				docs = append(docs, document{data[start:pos], startLine})
+				docs = append(docs, Document{data[start:pos], startLine, start})
 				if len(rest) == 0 || rest[0] == '#' {
 					start, startLine = next, line+1
 				} else {
@@ -56,20 +59,20 @@ func splitDocuments(data []byte) []document {
 		}
 		pos = next
 	}
-	docs = append(docs, document{data[start:], startLine})
+	docs = append(docs, Document{data[start:], startLine, start})
 	return docs
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): `)
 
-func decodeDocument(name string, doc document, res *Result) {
+func decodeDocument(name string, doc Document, res *Result) {
 	var root yaml.Node
-	if err := yaml.Unmarshal(doc.data, &root); err != nil {
-		line := doc.first
+	if err := yaml.Unmarshal(doc.Data, &root); err != nil {
+		line := doc.First
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 			n, _ := strconv.Atoi(m[1])
-			line = doc.first + n - 1
+			line = doc.First + n - 1
 			msg = err.Error()[len(m[0]):]
 		}
 		res.fail(&Error{File: name, Line: line, Msg: "invalid YAML: " + msg})
@@ -82,7 +85,7 @@ func decodeDocument(name string, doc document, res *Result) {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // an empty document, as Helm renders for disabled templates
 	}
-	lineOff := doc.first - 1
+	lineOff := doc.First - 1
 	if n.Kind != yaml.MappingNode {
 		res.fail(&Error{File: name, Line: n.Line + lineOff,
 			Msg: "not a Kubernetes object: expected a mapping with apiVersion and kind, found a " + nodeKind(n)})
@@ -166,6 +169,16 @@ func decodeObject(name string, n *yaml.Node, lineOff int, listCtx string, res *R
 		return
 	}
 	res.Objects = append(res.Objects, obj)
+}
+
+// NodeJSON renders a YAML node as JSON with the rules the loader uses.
+func NodeJSON(n *yaml.Node) ([]byte, error) {
+	var buf bytes.Buffer
+	w := jsonWriter{buf: &buf, obj: &Object{}}
+	if err := w.node(n, ""); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func deref(n *yaml.Node) *yaml.Node {

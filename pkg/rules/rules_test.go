@@ -70,13 +70,13 @@ func TestRegistryRefusesBadRules(t *testing.T) {
 	noFixWord := good("RG107", "g")
 	noFixWord.NoFix = ""
 	for name, rs := range map[string][]*rules.Rule{
-		"remediation and no-fix reason": {bothFixes},
+		"remediation and no-fix reason":  {bothFixes},
 		"neither remediation nor reason": {noFixWord},
-		"duplicate ID":           {good("RG101", "a"), good("RG101", "b")},
-		"duplicate name":         {good("RG101", "a"), good("RG102", "a")},
-		"missing doc":            {noDoc},
-		"no check":               {noCheck},
-		"model rule, no subject": {modelNoSubject},
+		"duplicate ID":                   {good("RG101", "a"), good("RG101", "b")},
+		"duplicate name":                 {good("RG101", "a"), good("RG102", "a")},
+		"missing doc":                    {noDoc},
+		"no check":                       {noCheck},
+		"model rule, no subject":         {modelNoSubject},
 	} {
 		if _, err := rules.NewRegistry(rs...); err == nil {
 			t.Errorf("%s: registry accepted it", name)

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/pmezard/go-difflib/difflib"
+	"github.com/spf13/cobra"
+
+	"github.com/rollguard/rollguard/pkg/fix"
+	"github.com/rollguard/rollguard/pkg/manifest"
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+type fixFlags struct {
+	ruleFlags
+	write        bool
+	only         []string
+	k8sVersion   string
+	prependSleep bool
+	failOn       string
+}
+
+func newFixCommand(s Streams) *cobra.Command {
+	f := &fixFlags{}
+	cmd := &cobra.Command{
+		Use:   "fix PATH... | -",
+		Short: "Rewrite manifests so their rollouts are lossless",
+		Long: `Fix applies the audit rules' remediations to your manifests as a careful engineer would
+edit them by hand: comments, key order, indentation, quoting, document separators and
+every unrelated field stay byte for byte as they were.
+
+By default it prints a unified diff and changes nothing; --write edits the files in place
+(each file atomically: a temporary file renamed over it). With - it reads standard input
+and writes the whole fixed stream to standard output.
+
+Findings that have no safe automatic fix are listed on standard error with the reason.
+Exit status: 0 when nothing at or above --fail-on remains, 1 when something does, 2 on a
+usage or input error (a file with an input error is never changed).`,
+		Example: `  # See what would change
+  rollguard fix ./deploy/
+
+  # Change it
+  rollguard fix --write ./deploy/
+
+  # Fix a rendered stream
+  kustomize build overlays/prod | rollguard fix - > fixed.yaml
+
+  # Only some rules, a measured budget, clusters as old as 1.29 (exec sleep, not native)
+  rollguard fix --rules RG101,RG201 --propagation-budget 8s --k8s-version 1.29 ./deploy/`,
+		RunE: func(cmd *cobra.Command, args []string) error { return f.run(cmd, s, args) },
+	}
+	f.ruleFlags.add(cmd)
+	fs := cmd.Flags()
+	fs.BoolVarP(&f.write, "write", "w", false, "edit the files in place instead of printing a diff")
+	fs.StringSliceVar(&f.only, "rules", nil, "fix (and report) only these rules, by ID or name (comma-separated)")
+	fs.StringVar(&f.k8sVersion, "k8s-version", "", "oldest Kubernetes version the manifests must run on (e.g. 1.29); below 1.30 a preStop delay is an exec sleep")
+	fs.BoolVar(&f.prependSleep, "prepend-sleep", false, "put a sleep in front of a shell preStop hook that does other work, instead of leaving it")
+	fs.StringVar(&f.failOn, "fail-on", "error", "lowest severity of a remaining finding that makes the exit status 1: error, warning or info")
+	return cmd
+}
+
+var k8sVersionRe = regexp.MustCompile(`^v?1\.(\d+)(\.\d+)?$`)
+
+func (f *fixFlags) run(cmd *cobra.Command, s Streams, args []string) error {
+	if len(args) == 0 {
+		return usageError("no input: give files or folders, or - to read standard input (see 'rollguard fix --help')")
+	}
+	stdin := false
+	for _, a := range args {
+		stdin = stdin || a == "-"
+	}
+	if stdin && (len(args) > 1 || f.write) {
+		return usageError("- reads standard input and writes the fixed stream to standard output: give it alone, without --write")
+	}
+	fixOpts := rules.FixOptions{PrependSleep: f.prependSleep}
+	if f.k8sVersion != "" {
+		m := k8sVersionRe.FindStringSubmatch(f.k8sVersion)
+		if m == nil {
+			return usageError("--k8s-version %q: want a version such as 1.29", f.k8sVersion)
+		}
+		fixOpts.KubeMinor, _ = strconv.Atoi(m[1])
+	}
+	failOn, err := rules.ParseSeverity(f.failOn)
+	if err != nil {
+		return usageError("--fail-on: %v", err)
+	}
+	res, err := f.resolve(cmd)
+	if err != nil {
+		return err
+	}
+	if len(f.only) > 0 {
+		res.opts.Only = map[*rules.Rule]bool{}
+		for _, k := range f.only {
+			r := res.reg.Lookup(strings.TrimSpace(k))
+			if r == nil {
+				return usageError("--rules: unknown rule %q (run 'rollguard rules' for the list)", k)
+			}
+			res.opts.Only[r] = true
+		}
+	}
+	fixOpts.Settings = res.opts.Settings
+
+	read := &manifest.Result{}
+	var inputs []fix.Input
+	manifest.Read(args, manifest.Options{Stdin: s.In, Ignore: res.cfg.IgnorePaths}, read,
+		func(name string, data []byte) { inputs = append(inputs, fix.Input{Name: name, Data: data}) })
+	out := fix.Run(inputs, res.reg, fix.Options{Rules: res.opts, Fix: fixOpts, Model: res.modelOpt})
+	inputErrors := append(read.Errors, out.Errors...)
+
+	for _, file := range out.Files {
+		switch {
+		case stdin:
+			if _, err := s.Out.Write(file.After); err != nil {
+				return err
+			}
+		case !file.Changed():
+		case f.write:
+			if err := writeAtomic(file.Name, file.After); err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+		default:
+			if err := writeDiff(s.Out, file); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range out.Applied {
+		if a.Note != "" {
+			fmt.Fprintf(s.ErrOut, "note: %s: %s %s: %s\n", a.Finding.Object.Source, a.Finding.Rule.ID, a.Finding.Rule.Name, a.Note)
+		}
+	}
+	failing := false
+	for _, r := range out.Remaining {
+		fd := r.Finding
+		where := fd.Source // in the fixed text, which --write and - produce
+		if !f.write && !stdin {
+			where = r.Original // in the file as it is on disk
+		}
+		fmt.Fprintf(s.ErrOut, "not fixed: %s: %s %s (%s): %s\n    why: %s\n    fix by hand: %s\n",
+			where, fd.Rule.ID, fd.Rule.Name, fd.Severity, fd.Message, r.Why, fd.Fix)
+		failing = failing || fd.Severity >= failOn
+	}
+	for _, e := range inputErrors {
+		fmt.Fprintf(s.ErrOut, "error: %v\n", e)
+	}
+	switch {
+	case len(inputErrors) > 0:
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%d input error(s); files with errors were not changed", len(inputErrors))}
+	case failing:
+		return &exitError{code: ExitFindings}
+	}
+	return nil
+}
+
+// writeDiff prints a file's change as a unified diff that git apply and
+// patch -p1 accept.
+func writeDiff(w io.Writer, file *fix.File) error {
+	name := filepath.ToSlash(file.Name)
+	err := difflib.WriteUnifiedDiff(w, difflib.UnifiedDiff{
+		A: difflib.SplitLines(string(file.Before)), B: difflib.SplitLines(string(file.After)),
+		FromFile: "a/" + name, ToFile: "b/" + name, Context: 3,
+	})
+	if err != nil {
+		return fmt.Errorf("diff of %s: %w", file.Name, err)
+	}
+	return nil
+}
+
+// writeAtomic replaces a file's content through a temporary file in the
+// same folder, so that a failure leaves either the old or the new file,
+// never half of one. The file keeps its permissions.
+func writeAtomic(path string, data []byte) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".rollguard-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	done = true
+	return nil
+}

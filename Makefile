@@ -16,5 +16,6 @@ docs:
 # Rewrites the golden reports after an intended change; review the diff.
 golden:
 	go test ./internal/cli -run TestGoldenCorpus -update
+	go test ./pkg/fix -run TestGolden -update
 bench:
 	bench/audit/run.sh

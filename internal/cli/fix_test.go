@@ -1,0 +1,162 @@
+package cli_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rollguard/rollguard/internal/cli"
+)
+
+func copyFixture(t *testing.T, dir, src string) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	if err := os.WriteFile(dst, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func TestFixWriteIsAtomicAndIdempotent(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f := copyFixture(t, dir, "../../testdata/corpus/helm-rendered.yaml")
+	golden, err := os.ReadFile("../../pkg/fix/testdata/golden/helm-rendered.fixed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := rollguard(t, "", "fix", "--write", dir)
+	if code != cli.ExitOK { // what remains (RG204, RG401) is below --fail-on error
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	got, _ := os.ReadFile(f)
+	if string(got) != string(golden) {
+		t.Errorf("--write result differs from the golden fix")
+	}
+	if fi, _ := os.Stat(f); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the file's own 0640", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+	for _, want := range []string{"not fixed:", "RG204", "why:", "RG401"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	out, _, _ := rollguard(t, "", "fix", dir)
+	if out != "" {
+		t.Errorf("second run still has a diff:\n%s", out)
+	}
+	// The audit of the result reports none of the fixed rules.
+	aout, _, _ := rollguard(t, "", "audit", "-o", "json", f)
+	for _, fd := range decodeJSON(t, aout).Findings {
+		if fd.RuleID == "RG101" || fd.RuleID == "RG305" {
+			t.Errorf("audit after fix still reports %s", fd.RuleID)
+		}
+	}
+}
+
+func TestFixDiffApplies(t *testing.T) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git is not installed")
+	}
+	dir := t.TempDir()
+	copyFixture(t, dir, "../../testdata/corpus/everything-wrong.yaml")
+	cmd := exec.Command(git, "init", "-q", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v %s", err, out)
+	}
+	cwd, _ := os.Getwd()
+	t.Chdir(dir)
+	diff, _, code := rollguard(t, "", "fix", "everything-wrong.yaml")
+	if code != cli.ExitFindings { // RG502 (error) has no automatic fix
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !strings.HasPrefix(diff, "--- a/everything-wrong.yaml\n+++ b/everything-wrong.yaml\n@@ ") {
+		t.Fatalf("not a unified diff:\n%s", diff)
+	}
+	apply := exec.Command(git, "apply", "-")
+	apply.Stdin = strings.NewReader(diff)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("git apply: %v %s", err, out)
+	}
+	want, _ := os.ReadFile(filepath.Join(cwd, "../../pkg/fix/testdata/golden/everything-wrong.fixed.yaml"))
+	got, _ := os.ReadFile("everything-wrong.yaml")
+	if string(got) != string(want) {
+		t.Error("the applied diff does not give the golden fix")
+	}
+}
+
+func TestFixStdin(t *testing.T) {
+	t.Parallel()
+	in, _ := os.ReadFile("../../testdata/corpus/kubectl-list.yaml")
+	want, _ := os.ReadFile("../../pkg/fix/testdata/golden/kubectl-list.fixed.yaml")
+	out, _, code := rollguard(t, string(in), "fix", "-")
+	if out != string(want) || code != cli.ExitOK {
+		t.Errorf("exit %d; stdout differs from the golden fix", code)
+	}
+	fixedIn, _ := os.ReadFile("../../testdata/corpus/fixed.yaml")
+	out, stderr, code := rollguard(t, string(fixedIn), "fix", "-")
+	if out != string(fixedIn) || stderr != "" || code != cli.ExitOK {
+		t.Errorf("nothing to fix: want the input back, silence and 0; got exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestFixRefusesTemplatesAndBadInput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "deploy.yaml")
+	text := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+	if err := os.WriteFile(tmpl, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := copyFixture(t, dir, "../../pkg/rules/testdata/RG101/fires-no-prestop.yaml")
+	_, stderr, code := rollguard(t, "", "fix", "--write", dir)
+	if code != cli.ExitUsage || !strings.Contains(stderr, "deploy.yaml:4: contains template directives") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if got, _ := os.ReadFile(tmpl); string(got) != text {
+		t.Error("the template was changed")
+	}
+	if got, _ := os.ReadFile(good); !strings.Contains(string(got), "preStop") {
+		t.Error("the good file beside it was not fixed")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fix"}, "no input"},
+		{[]string{"fix", "--write", "-"}, "without --write"},
+		{[]string{"fix", "--k8s-version", "2.1", "x"}, "--k8s-version"},
+		{[]string{"fix", "--rules", "RG999", "x"}, `unknown rule "RG999"`},
+	} {
+		_, stderr, code := rollguard(t, "", tc.args...)
+		if code != cli.ExitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, code, stderr)
+		}
+	}
+}
+
+func TestFixOnlySelectedRules(t *testing.T) {
+	t.Parallel()
+	in, _ := os.ReadFile("../../testdata/corpus/everything-wrong.yaml")
+	out, stderr, _ := rollguard(t, string(in), "fix", "--rules", "RG201", "--k8s-version", "v1.29.4", "-")
+	if !strings.Contains(out, "readinessProbe:\n            tcpSocket:\n              port: http") {
+		t.Error("RG201 was not fixed")
+	}
+	if strings.Contains(out, "seconds: 5") || strings.Contains(out, "terminationGracePeriodSeconds: 10") {
+		t.Error("rules outside --rules were fixed")
+	}
+	if strings.Contains(stderr, "RG304") {
+		t.Error("findings of rules outside --rules were reported")
+	}
+}

@@ -3,6 +3,7 @@ module github.com/rollguard/rollguard
 go 1.26.8
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/bmatcuk/doublestar/v4 v4.10.4
 	github.com/pmezard/go-difflib v1.0.0
 	github.com/spf13/cobra v1.10.2

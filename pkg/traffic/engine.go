@@ -128,6 +128,8 @@ type Record struct {
 	Err      string        `json:"error,omitempty"`
 	Endpoint string        `json:"endpoint,omitempty"`
 	Late     bool          `json:"late,omitempty"`
+
+	err error // the error itself, for the engine's own checks
 }
 
 // Sink receives records as they complete, from many goroutines.
@@ -245,6 +247,9 @@ func (e *engine) do(ctx context.Context, j job) {
 	if r.Class == "" {
 		r.Class = OK
 	}
+	if ctx.Err() != nil && errors.Is(r.err, context.Canceled) {
+		return // cut short by the end of the run, not lost
+	}
 	r.Latency = time.Since(j.intended)
 	for _, s := range e.sinks {
 		s.Add(r)
@@ -252,7 +257,7 @@ func (e *engine) do(ctx context.Context, j job) {
 }
 
 func (e *engine) fail(r *Record, err error, p phase) {
-	r.Class, r.Err = classify(err, p), err.Error()
+	r.Class, r.Err, r.err = classify(err, p), err.Error(), err
 }
 
 // newConn dials a new connection for the request: connect mode closes it

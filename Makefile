@@ -19,3 +19,4 @@ golden:
 	go test ./pkg/fix -run TestGolden -update
 bench:
 	bench/audit/run.sh
+	bench/traffic/run.sh

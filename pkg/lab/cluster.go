@@ -418,6 +418,16 @@ func (c *cluster) boot() error {
 	return nil
 }
 
+func (c *cluster) addrs() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]string{}
+	for _, p := range c.pods {
+		out[p.name] = p.addr
+	}
+	return out
+}
+
 // rollout starts the update.
 func (c *cluster) rollout() {
 	c.mu.Lock()

@@ -123,6 +123,8 @@ type Result struct {
 	RolloutTook time.Duration
 	// Partial is set when the run was interrupted.
 	Partial bool
+	// Addrs is each pod's address.
+	Addrs map[string]string
 }
 
 // Lossless reports whether no request failed.
@@ -175,6 +177,7 @@ func Run(ctx context.Context, sc Scenario, ipNet byte) (*Result, error) {
 	}
 	<-trafficDone
 	res.Partial = ctx.Err() != nil
+	res.Addrs = c.addrs()
 	if !rolledAt.IsZero() {
 		res.RolloutTook = rolledAt.Sub(start.Add(sc.RolloutAfter))
 	}

@@ -1,0 +1,191 @@
+package lab_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/rollguard/rollguard/pkg/diagnose"
+	"github.com/rollguard/rollguard/pkg/lab"
+	"github.com/rollguard/rollguard/pkg/timeline"
+)
+
+// TestDefaultScenarios is the lab's promise: with the defaults, the first
+// three scenarios lose connections in the expected case, the last loses
+// none, and the diagnosis agrees with the ground truth for at least 99% of
+// failures in every scenario.
+func TestDefaultScenarios(t *testing.T) {
+	t.Parallel()
+	results, err := lab.RunAll(context.Background(), lab.Standard(lab.Base(), 3*time.Second, lab.Probe{Period: time.Second}), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 4 {
+		t.Fatalf("%d results", len(results))
+	}
+	want := []struct{ case1, case2 bool }{{true, true}, {false, true}, {true, false}, {false, false}}
+	for i, r := range results {
+		c1, c2 := r.Diagnosis.Counts[diagnose.Case1], r.Diagnosis.Counts[diagnose.Case2]
+		t.Logf("%s: %d requests, %d failed, case1 %d, case2 %d, agreement %.3f, rollout %s", r.Scenario.Name,
+			r.Summary.Total, r.Summary.Failed(), c1, c2, r.Agreement, r.RolloutTook)
+		if (c1 > 0) != want[i].case1 || (c2 > 0) != want[i].case2 {
+			t.Errorf("%s: case1 %d, case2 %d; want case1>0 %v, case2>0 %v", r.Scenario.Name, c1, c2, want[i].case1, want[i].case2)
+		}
+		if last := i == 3; last != r.Lossless() {
+			t.Errorf("%s: lossless %v", r.Scenario.Name, r.Lossless())
+		}
+		if r.Agreement < 0.99 {
+			t.Errorf("%s: diagnosis agrees with ground truth for %.1f%% of failures, want at least 99%%", r.Scenario.Name, 100*r.Agreement)
+		}
+		if r.RolloutTook == 0 || r.Partial {
+			t.Errorf("%s: the rollout did not complete", r.Scenario.Name)
+		}
+		if r.Summary.Late > r.Summary.Total/100 {
+			t.Errorf("%s: %d of %d requests started late", r.Scenario.Name, r.Summary.Late, r.Summary.Total)
+		}
+	}
+}
+
+func fast() lab.Scenario {
+	s := lab.Base()
+	s.ContainerStart, s.ListenDelay, s.Drain = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+	s.Propagation = []time.Duration{50 * time.Millisecond, 150 * time.Millisecond}
+	s.RolloutAfter, s.Tail, s.Rate = 200*time.Millisecond, 300*time.Millisecond, 200
+	return s
+}
+
+// TestRolloutRounding follows the controller through the timeline: never
+// more than replicas+maxSurge pods, never fewer than replicas-maxUnavailable
+// ready, with Kubernetes' rounding (surge up, unavailable down).
+func TestRolloutRounding(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		replicas               int
+		surge, unavail         intstr.IntOrString
+		wantMaxPods, wantReady int
+	}{
+		{4, intstr.FromString("25%"), intstr.FromString("25%"), 5, 3},
+		{4, intstr.FromInt32(0), intstr.FromString("50%"), 4, 2},
+		{3, intstr.FromString("10%"), intstr.FromString("10%"), 4, 3}, // surge rounds up to 1, unavailable down to 0
+		{1, intstr.FromString("0%"), intstr.FromString("10%"), 1, 0},  // both 0: the controller allows one unavailable
+	} {
+		s := fast()
+		s.Replicas, s.MaxSurge, s.MaxUnavailable = tc.replicas, tc.surge, tc.unavail
+		s.Readiness = &lab.Probe{Period: 100 * time.Millisecond}
+		s.PreStop = 300 * time.Millisecond
+		r, err := lab.Run(context.Background(), s, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.RolloutTook == 0 {
+			t.Fatalf("%+v: rollout did not complete", tc)
+		}
+		pods, ready, maxPods, minReady := 0, 0, 0, tc.replicas
+		rolling := false
+		for _, e := range r.Timeline {
+			switch e.Kind {
+			case timeline.PodCreated:
+				pods++
+				rolling = rolling || strings.Contains(e.Pod, "new")
+			case timeline.PodDeleted:
+				pods--
+			case timeline.EndpointAdded:
+				ready++
+			case timeline.EndpointRemoved:
+				ready--
+			}
+			maxPods = max(maxPods, pods)
+			if rolling {
+				minReady = min(minReady, ready)
+			}
+		}
+		if maxPods != tc.wantMaxPods || minReady != tc.wantReady {
+			t.Errorf("%d replicas, surge %s, unavailable %s: at most %d pods and at least %d ready; want %d and %d",
+				tc.replicas, tc.surge.String(), tc.unavail.String(), maxPods, minReady, tc.wantMaxPods, tc.wantReady)
+		}
+	}
+}
+
+// TestSameSeedSameCounts: the sockets are real, so counts may differ a
+// little between runs; the documented tolerance is 10%.
+func TestSameSeedSameCounts(t *testing.T) {
+	t.Parallel()
+	s := fast()
+	var failed []int
+	for i := 0; i < 2; i++ {
+		r, err := lab.Run(context.Background(), s, byte(48+4*i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed = append(failed, r.Summary.Failed())
+	}
+	lo, hi := min(failed[0], failed[1]), max(failed[0], failed[1])
+	if lo == 0 || float64(hi-lo) > 0.1*float64(hi)+2 {
+		t.Errorf("failures %v differ by more than 10%%", failed)
+	}
+}
+
+// TestInterruptIsCleanAndPartial: cancelling stops the run, closes every
+// pod's socket and returns what was measured, marked partial.
+func TestInterruptIsCleanAndPartial(t *testing.T) {
+	t.Parallel()
+	s := lab.Base()
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	type outcome struct {
+		r   *lab.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		r, err := lab.Run(ctx, s, 64)
+		done <- outcome{r, err}
+	}()
+	var r *lab.Result
+	select {
+	case o := <-done:
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		r = o.r
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run did not stop within 10s of its interruption")
+	}
+	if !r.Partial || r.Summary.Total == 0 {
+		t.Errorf("partial %v with %d requests", r.Partial, r.Summary.Total)
+	}
+	if len(r.Addrs) < s.Replicas {
+		t.Fatalf("%d pod addresses", len(r.Addrs))
+	}
+	for name, addr := range r.Addrs {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			t.Errorf("pod %s still accepts connections at %s after the run", name, addr)
+		}
+	}
+}
+
+func TestValidateNamesTheProblem(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mutate func(*lab.Scenario)
+		want   string
+	}{
+		{func(s *lab.Scenario) { s.Replicas = 0 }, "replicas"},
+		{func(s *lab.Scenario) { s.MaxSurge, s.MaxUnavailable = intstr.FromInt32(0), intstr.FromInt32(0) }, "both 0"},
+		{func(s *lab.Scenario) { s.Rate = 1e6 }, "rate"},
+		{func(s *lab.Scenario) { s.ListenDelay = -time.Second }, "listen delay"},
+		{func(s *lab.Scenario) { s.MaxDuration = time.Hour }, "duration"},
+	} {
+		s := lab.Base()
+		tc.mutate(&s)
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want an error about %s", err, tc.want)
+		}
+	}
+}

@@ -62,6 +62,8 @@ type podState struct {
 // Diagnose attributes each failed record. start is the run's time zero,
 // used only to write evidence as offsets.
 func Diagnose(events []timeline.Event, failures []traffic.Record, start time.Time) Result {
+	events = append([]timeline.Event(nil), events...)
+	sort.SliceStable(events, func(i, j int) bool { return events[i].At.Before(events[j].At) })
 	pods := map[string]*podState{}
 	state := func(name string) *podState {
 		if pods[name] == nil {

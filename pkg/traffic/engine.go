@@ -306,7 +306,6 @@ type pickConn struct {
 	pick Pick
 }
 
-type nodeKey struct{}
 type seqKey struct{}
 
 func (e *engine) keepAliveClients() []*http.Client {

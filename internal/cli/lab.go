@@ -34,6 +34,7 @@ type labFlags struct {
 	parallel                        int
 	output                          string
 	report                          string
+	netns                           bool
 }
 
 // ExitInterrupted is the exit status of a run stopped with Ctrl-C.
@@ -65,7 +66,10 @@ truth.`,
   rollguard lab --propagation 300ms,800ms,2s --listen-delay 3s --mode http-keepalive
 
   # Machine-readable figures, and a timeline picture
-  rollguard lab -o json --report lab.html > lab.json`,
+  rollguard lab -o json --report lab.html > lab.json
+
+  # Pods in their own network namespaces: stopped pods' addresses vanish (root)
+  sudo rollguard lab --netns`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), s) },
 	}
@@ -91,6 +95,7 @@ truth.`,
 	fs.IntVar(&f.parallel, "parallel", 4, "scenarios run side by side")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fs.StringVar(&f.report, "report", "", "also write a self-contained HTML timeline of every scenario to this file")
+	fs.BoolVar(&f.netns, "netns", false, "give every pod its own network namespace (Linux, root), so a stopped pod's address really vanishes and timeouts show too")
 	return cmd
 }
 
@@ -154,6 +159,12 @@ func (f *labFlags) scenarios() ([]lab.Scenario, bool, error) {
 	base.Propagation = prop.Delays(nodes, f.seed)
 	base.ContainerStart, base.ListenDelay, base.Drain, base.Grace = f.containerStart, f.listenDelay, f.drain, f.grace
 	base.MinReady, base.Rate, base.MaxDuration, base.Mode, base.Seed = f.minReady, f.rate, f.maxDuration, mode, f.seed
+	if f.netns {
+		if err := lab.NetNSAvailable(); err != nil {
+			return nil, false, usageError("%v", err)
+		}
+		base.NetNS = true
+	}
 	probe := lab.Probe{InitialDelay: f.readinessDelay, Period: f.readinessPeriod}
 	var out []lab.Scenario
 	sweep := f.sweep != ""

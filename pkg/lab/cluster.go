@@ -24,8 +24,7 @@ type cluster struct {
 	sc    Scenario
 	tl    *timeline.Timeline
 	start time.Time
-	port  int
-	ipNet byte // third octet base of this run's addresses
+	net   network
 
 	mu       sync.Mutex
 	pods     []*pod
@@ -42,6 +41,7 @@ type cluster struct {
 
 type pod struct {
 	name     string
+	index    int
 	addr     string
 	version  int // 0 for the old ReplicaSet, 1 for the new
 	started  bool
@@ -69,9 +69,9 @@ type endpointChange struct {
 	apply time.Time
 }
 
-func newCluster(ctx context.Context, sc Scenario, tl *timeline.Timeline, start time.Time, ipNet byte, port int) *cluster {
+func newCluster(ctx context.Context, sc Scenario, tl *timeline.Timeline, start time.Time, nw network) *cluster {
 	ctx, stop := context.WithCancel(ctx)
-	c := &cluster{sc: sc, tl: tl, start: start, port: port, ipNet: ipNet, done: make(chan struct{}), ctx: ctx, stop: stop}
+	c := &cluster{sc: sc, tl: tl, start: start, net: nw, done: make(chan struct{}), ctx: ctx, stop: stop}
 	for i, lag := range sc.Propagation {
 		n := &proxyNode{id: i, lag: lag, queue: make(chan endpointChange, 4096)}
 		c.nodes = append(c.nodes, n)
@@ -145,8 +145,7 @@ func (c *cluster) dial(ctx context.Context, node int, seq int64) (net.Conn, traf
 	}
 	p := n.eps[pickIndex(c.sc.Seed, seq, len(n.eps))]
 	n.mu.Unlock()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	conn, err := c.net.dial(ctx, p.addr)
 	return conn, traffic.Pick{Endpoint: p.name, At: at}, err
 }
 
@@ -177,21 +176,23 @@ func (c *cluster) setEndpoint(p *pod, add bool) {
 // node's view; new pods go through start-up.
 func (c *cluster) newPod(version int) *pod {
 	c.next++
-	ip := fmt.Sprintf("127.87.%d.%d", c.ipNet+byte(c.next/250), c.next%250+2)
 	kind := "old"
 	if version == 1 {
 		kind = "new"
 	}
-	p := &pod{name: fmt.Sprintf("web-%s-%d", kind, c.next), addr: fmt.Sprintf("%s:%d", ip, c.port), version: version,
+	p := &pod{name: fmt.Sprintf("web-%s-%d", kind, c.next), index: c.next, addr: c.net.podAddr(c.next), version: version,
 		events: map[timeline.Kind]time.Time{}}
 	c.pods = append(c.pods, p)
 	c.event(timeline.PodCreated, p, -1)
+	if err := c.net.sandbox(p.index, p.addr); err != nil {
+		c.fail(fmt.Errorf("pod %s: %w", p.name, err))
+	}
 	return p
 }
 
 // listen starts the pod's server on its address.
 func (c *cluster) listen(p *pod) error {
-	l, err := net.Listen("tcp", p.addr)
+	l, err := c.net.listen(p.index, p.addr)
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", p.name, err)
 	}
@@ -249,7 +250,9 @@ func (c *cluster) probe(p *pod, n int) {
 			return
 		}
 		c.mu.Unlock() // the dial must not hold the lock
-		conn, err := net.DialTimeout("tcp", p.addr, time.Second)
+		ctx, cancel := context.WithTimeout(c.ctx, time.Second)
+		conn, err := c.net.dial(ctx, p.addr)
+		cancel()
 		c.mu.Lock()
 		if err == nil {
 			conn.Close()
@@ -312,6 +315,7 @@ func (c *cluster) exit(p *pod) {
 		return
 	}
 	p.exited = true
+	c.net.gone(p.index)
 	c.event(timeline.PodExited, p, -1)
 	c.reconcile()
 }
@@ -405,7 +409,7 @@ func (c *cluster) boot() error {
 		p := c.newPod(0)
 		p.started = true
 		if err := c.listen(p); err != nil {
-			return fmt.Errorf("%w: %v (the lab needs the loopback range 127.0.0.0/8)", errSetup, err)
+			return fmt.Errorf("%w: %v", errSetup, err)
 		}
 		p.ready, p.avail = true, true
 		c.event(timeline.PodReady, p, -1)
@@ -447,4 +451,5 @@ func (c *cluster) shutdown() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.net.close()
 }

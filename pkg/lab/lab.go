@@ -57,6 +57,9 @@ type Scenario struct {
 	Rate        float64
 	Mode        traffic.Mode
 	Seed        int64
+	// NetNS puts every pod in its own network namespace, so that an exited
+	// pod's address really vanishes (Linux, root).
+	NetNS bool
 }
 
 // Validate refuses scenarios that cannot run or would not be bounded.
@@ -72,6 +75,8 @@ func (s *Scenario) Validate() error {
 		return fmt.Errorf("duration %s: want more than 0 and at most 10m", s.MaxDuration)
 	case s.Grace <= 0:
 		return fmt.Errorf("grace period %s: want more than 0", s.Grace)
+	case s.NetNS && s.Replicas*4 > 240:
+		return fmt.Errorf("replicas %d: --netns supports up to 60", s.Replicas)
 	}
 	for name, d := range map[string]time.Duration{"propagation": minDur(s.Propagation), "container start": s.ContainerStart,
 		"listen delay": s.ListenDelay, "drain": s.Drain, "preStop": s.PreStop, "min ready": s.MinReady} {
@@ -140,21 +145,30 @@ func Run(ctx context.Context, sc Scenario, ipNet byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var nw network = &loopback{block: ipNet, port: port}
+	connectTimeout := 2 * time.Second
+	if sc.NetNS {
+		if nw, err = newNetNS(port); err != nil {
+			return nil, err
+		}
+		// Longer than ARP's three seconds, so a vanished address shows as
+		// "no route to host" and not as a timeout.
+		connectTimeout = 4 * time.Second
+	}
 	tl := &timeline.Timeline{}
 	start := time.Now()
-	c := newCluster(ctx, sc, tl, start, ipNet, port)
+	c := newCluster(ctx, sc, tl, start, nw)
 	defer c.shutdown()
 	if err := c.boot(); err != nil {
 		return nil, err
 	}
 	sum := traffic.NewSummary()
 	var fails traffic.Failures
-	stopTraffic, cancel := context.WithCancel(ctx)
-	defer cancel()
+	stop := make(chan struct{})
 	trafficDone := make(chan error, 1)
 	go func() {
-		trafficDone <- traffic.Run(stopTraffic, traffic.Config{Rate: sc.Rate, Duration: sc.MaxDuration, Nodes: len(sc.Propagation),
-			Mode: sc.Mode, Dial: c.dial, ConnectTimeout: 2 * time.Second, ResponseTimeout: 2 * time.Second}, sum, &fails)
+		trafficDone <- traffic.Run(ctx, traffic.Config{Rate: sc.Rate, Duration: sc.MaxDuration, Nodes: len(sc.Propagation),
+			Mode: sc.Mode, Dial: c.dial, ConnectTimeout: connectTimeout, ResponseTimeout: 2 * time.Second, Stop: stop}, sum, &fails)
 	}()
 	res := &Result{Scenario: sc, Start: start, Summary: sum}
 	select {
@@ -170,7 +184,7 @@ func Run(ctx context.Context, sc Scenario, ipNet byte) (*Result, error) {
 		case <-time.After(sc.Tail):
 		case <-ctx.Done():
 		}
-		cancel()
+		close(stop) // requests in flight still complete, so none is lost from the count
 	case err := <-trafficDone:
 		trafficDone <- err // the run reached MaxDuration first
 	case <-ctx.Done():

@@ -2,7 +2,10 @@ package lab_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/rollguard/rollguard/pkg/diagnose"
 	"github.com/rollguard/rollguard/pkg/lab"
 	"github.com/rollguard/rollguard/pkg/timeline"
+	"github.com/rollguard/rollguard/pkg/traffic"
 )
 
 // TestDefaultScenarios is the lab's promise: with the defaults, the first
@@ -187,5 +191,40 @@ func TestValidateNamesTheProblem(t *testing.T) {
 		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want an error about %s", err, tc.want)
 		}
+	}
+}
+
+// TestNetNS: with a namespace per pod, a stopped pod's address vanishes,
+// so Case 1 shows as timeouts or "no route to host"; the diagnosis still
+// matches the ground truth, and every namespace is removed afterwards.
+func TestNetNS(t *testing.T) {
+	t.Parallel()
+	if err := lab.NetNSAvailable(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI runs as root with iproute2: %v", err)
+		}
+		t.Skip(err)
+	}
+	s := fast()
+	s.NetNS = true
+	s.Readiness = &lab.Probe{Period: 100 * time.Millisecond}
+	s.Propagation = []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}
+	r, err := lab.Run(context.Background(), s, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := r.Summary.ByClass[traffic.ConnectTimeout] + r.Summary.ByClass[traffic.NoRoute]
+	if gone == 0 || r.Diagnosis.Counts[diagnose.Case1] != r.Summary.Failed() {
+		t.Errorf("classes %v, causes %v: want Case 1 timeouts or no-route", r.Summary.ByClass, r.Diagnosis.Counts)
+	}
+	if r.Agreement < 0.99 {
+		t.Errorf("agreement %.3f", r.Agreement)
+	}
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prefix := fmt.Sprintf("rglab-%d-", os.Getpid()); strings.Contains(string(out), prefix) {
+		t.Errorf("namespaces left behind:\n%s", out)
 	}
 }

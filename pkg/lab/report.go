@@ -74,8 +74,13 @@ func WriteTable(out io.Writer, results []*Result) error {
 		fmt.Fprintf(w, "\nThe diagnosis, which reads only request times, error classes and the timeline (as verify will),\n"+
 			"matched the ground truth for %.1f%% of %d failures (%d ambiguous).\n", 100*agree/float64(fails), fails, amb)
 	}
-	fmt.Fprintln(w, "On loopback a stopped pod refuses connections; on a real cluster a pod whose address is gone")
-	fmt.Fprintln(w, "also gives timeouts and \"no route to host\".")
+	if len(results) > 0 && results[0].Scenario.NetNS {
+		fmt.Fprintln(w, "Each pod had its own network namespace, removed when it exited: requests to a vanished")
+		fmt.Fprintln(w, "address time out, or get \"no route to host\" once its ARP entry has expired.")
+	} else {
+		fmt.Fprintln(w, "On loopback a stopped pod refuses connections; on a real cluster a pod whose address is gone")
+		fmt.Fprintln(w, "also gives timeouts and \"no route to host\" (see --netns).")
+	}
 	if len(results) > 0 {
 		fmt.Fprintf(w, "\n%s\n", settingsLine(results[0].Scenario))
 	}

@@ -66,6 +66,10 @@ type Config struct {
 	Dial      Dialer
 	// Host and Path of the HTTP request.
 	Host, Path string
+	// Stop, when closed, ends the schedule early: no new request is sent,
+	// and those in flight complete (each bounded by its timeouts).
+	// Cancelling Run's context instead aborts them too.
+	Stop <-chan struct{}
 }
 
 // Validate checks that a run is bounded and well formed.
@@ -185,9 +189,11 @@ loop:
 			select {
 			case <-ctx.Done():
 				break loop
+			case <-e.cfg.Stop:
+				break loop
 			case <-timer.C:
 			}
-		} else if ctx.Err() != nil {
+		} else if ctx.Err() != nil || stopped(e.cfg.Stop) {
 			break
 		}
 		j := job{seq: i, intended: intended}
@@ -225,12 +231,21 @@ func (e *engine) closedLoop(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && !stopped(e.cfg.Stop) {
 				e.do(ctx, job{seq: e.seq.Add(1) - 1, intended: time.Now()})
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // do sends one request and hands its record to the sinks.
@@ -248,7 +263,7 @@ func (e *engine) do(ctx context.Context, j job) {
 		r.Class = OK
 	}
 	if ctx.Err() != nil && errors.Is(r.err, context.Canceled) {
-		return // cut short by the end of the run, not lost
+		return // aborted by the caller, not lost
 	}
 	r.Latency = time.Since(j.intended)
 	for _, s := range e.sinks {

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need, from Debian, when they are
-# missing: chromium renders the lab's HTML report in a test.
+# missing: chromium renders the lab's HTML report in a test; etcd backs the
+# kube-apiserver of the integration tests; iproute2 makes the lab's and the
+# cluster's network namespaces.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "hack/deps.sh: installing ${need[*]} needs root; run it with sudo, or install them yourself" >&2

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test tier rollguard has, installing what the tiers need first
-# (Go tools into .cache, git-ignored; Debian packages with hack/deps.sh):
-# static checks, unit tests (the lab's included, with a browser test of its
-# report), and a short fuzz run of the manifest loader. This is the command README.md gives and
-# .ci/run calls.
+# (Go tools and Kubernetes binaries into .cache, git-ignored; Debian packages
+# with hack/deps.sh): static checks, unit tests (the lab's included, with a
+# browser test of its report), a short fuzz run of the manifest loader, and
+# the integration tier against a real kube-apiserver and etcd. This is the
+# command README.md gives and .ci/run calls.
 #   FUZZTIME=1m hack/test.sh     # fuzz longer
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,5 +18,8 @@ go test -count=1 ./...
 
 echo "--- fuzz: FuzzDecode for ${FUZZTIME:-20s}"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "${FUZZTIME:-20s}" ./pkg/manifest
+
+echo "--- integration: a real kube-apiserver and etcd"
+KUBE_BIN=$(hack/kube.sh kube-apiserver) go test -count=1 -tags integration ./test/integration/
 
 echo "--- all tiers passed in $(( $(date +%s) - start ))s"

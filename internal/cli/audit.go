@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/rollguard/rollguard/internal/version"
 	"github.com/rollguard/rollguard/pkg/config"
+	"github.com/rollguard/rollguard/pkg/live"
 	"github.com/rollguard/rollguard/pkg/manifest"
 	"github.com/rollguard/rollguard/pkg/model"
 	"github.com/rollguard/rollguard/pkg/report"
@@ -22,6 +25,13 @@ type auditFlags struct {
 	output string
 	failOn string
 	color  string
+
+	cluster        bool
+	kubeconfig     string
+	kubeContext    string
+	allNamespaces  bool
+	selector       string
+	requestTimeout time.Duration
 }
 
 type ruleFlags struct {
@@ -38,7 +48,7 @@ func (f *ruleFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&f.configPath, "config", "", "configuration file (rollguard.yaml): budget, severities, disabled rules, ignored paths")
 	fs.DurationVar(&f.propagationBudget, "propagation-budget", 5*time.Second, "how long an endpoint change takes to reach every node's kube-proxy; the preStop delay must cover it")
 	fs.DurationVar(&f.drainAllowance, "drain-allowance", 5*time.Second, "time the app needs after SIGTERM to finish in-flight requests")
-	fs.StringVarP(&f.namespace, "namespace", "n", "default", "namespace of objects that name none")
+	fs.StringVarP(&f.namespace, "namespace", "n", "", "namespace of objects that name none (default \"default\"); with --cluster, the namespace to read (default: the context's)")
 	fs.BoolVar(&f.assumeServed, "assume-served", false, "treat workloads whose containers declare ports as served even when no Service in the input selects them")
 	fs.StringSliceVar(&f.disable, "disable", nil, "rules to skip, by ID or name (comma-separated)")
 }
@@ -87,7 +97,7 @@ func (f *ruleFlags) resolve(cmd *cobra.Command) (*resolved, error) {
 		reg:      reg,
 		cfg:      cfg,
 		opts:     rules.Options{Settings: settings, Disabled: cfg.Disabled, Severity: cfg.Severity},
-		modelOpt: model.Options{Namespace: f.namespace, AssumeServed: f.assumeServed},
+		modelOpt: model.Options{Namespace: cmp.Or(f.namespace, "default"), AssumeServed: f.assumeServed},
 	}, nil
 }
 
@@ -118,21 +128,43 @@ usage or input error (the readable files are still audited and reported).`,
   rollguard audit -o sarif --fail-on warning ./deploy/ > rollguard.sarif
 
   # Size the preStop delay from a measured propagation time
-  rollguard audit --propagation-budget 8s ./deploy/`,
+  rollguard audit --propagation-budget 8s ./deploy/
+
+  # What is running: the current context's namespace, or every namespace
+  rollguard audit --cluster
+  rollguard audit --cluster --context prod -A -l team=payments`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.run(cmd, s, args)
 		},
 	}
 	f.ruleFlags.add(cmd)
+	cmd.Flags().BoolVar(&f.cluster, "cluster", false, "audit the live cluster of the kubeconfig instead of files (needs the read-only ClusterRole in deploy/rbac/rollguard-audit.yaml)")
+	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "with --cluster: kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
+	cmd.Flags().StringVar(&f.kubeContext, "context", "", "with --cluster: kubeconfig context (default: the current one)")
+	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "with --cluster: read every namespace")
+	cmd.Flags().StringVarP(&f.selector, "selector", "l", "", "with --cluster: only workloads with these labels (e.g. app=web,tier!=db)")
+	cmd.Flags().DurationVar(&f.requestTimeout, "request-timeout", 30*time.Second, "with --cluster: give up reading the cluster after this long")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: "+strings.Join(report.Formats, ", "))
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "error", "lowest severity that makes the exit status 1: error, warning or info")
 	cmd.Flags().StringVar(&f.color, "color", "auto", "colour text output: auto (on a terminal), always or never")
 	return cmd
 }
 
-func (f *auditFlags) validate(args []string) error {
-	if len(args) == 0 {
-		return usageError("no input: give files or folders, or - to read standard input (see 'rollguard audit --help')")
+func (f *auditFlags) validate(cmd *cobra.Command, args []string) error {
+	switch {
+	case f.cluster && len(args) > 0:
+		return usageError("--cluster reads the cluster, not files: drop %s, or drop --cluster", strings.Join(args, " "))
+	case !f.cluster && len(args) == 0:
+		return usageError("no input: give files or folders, - to read standard input, or --cluster (see 'rollguard audit --help')")
+	case f.cluster && f.requestTimeout <= 0:
+		return usageError("--request-timeout %s: want more than 0", f.requestTimeout)
+	}
+	if !f.cluster {
+		for _, name := range []string{"kubeconfig", "context", "all-namespaces", "selector", "request-timeout"} {
+			if cmd.Flags().Changed(name) {
+				return usageError("--%s goes with --cluster", name)
+			}
+		}
 	}
 	known := false
 	for _, name := range report.Formats {
@@ -150,7 +182,7 @@ func (f *auditFlags) validate(args []string) error {
 }
 
 func (f *auditFlags) run(cmd *cobra.Command, s Streams, args []string) error {
-	if err := f.validate(args); err != nil {
+	if err := f.validate(cmd, args); err != nil {
 		return err
 	}
 	res, err := f.resolve(cmd)
@@ -167,7 +199,14 @@ func (f *auditFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 		}
 	}
 
-	loaded := manifest.Load(args, manifest.Options{Stdin: s.In, Ignore: res.cfg.IgnorePaths})
+	var loaded *manifest.Result
+	if f.cluster {
+		if loaded, err = f.readCluster(cmd.Context(), res); err != nil {
+			return &exitError{code: ExitUsage, err: err}
+		}
+	} else {
+		loaded = manifest.Load(args, manifest.Options{Stdin: s.In, Ignore: res.cfg.IgnorePaths})
+	}
 	m := model.Build(loaded.Objects, res.modelOpt)
 	rep := res.reg.Run(m, res.opts)
 	in := &report.Input{Report: rep, Load: loaded, Model: m, Settings: res.opts.Settings,
@@ -188,4 +227,17 @@ func (f *auditFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 		}
 	}
 	return nil
+}
+
+// readCluster lists the objects of the live cluster; the model's default
+// namespace becomes the one read.
+func (f *auditFlags) readCluster(ctx context.Context, res *resolved) (*manifest.Result, error) {
+	opts := live.Options{Kubeconfig: f.kubeconfig, Context: f.kubeContext, Namespace: f.namespace,
+		AllNamespaces: f.allNamespaces, Selector: f.selector, Timeout: f.requestTimeout}
+	src, err := live.Resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	res.modelOpt.Namespace = src.Namespace
+	return live.Load(ctx, src, opts)
 }

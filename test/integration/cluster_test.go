@@ -137,7 +137,9 @@ func findings(t *testing.T, out string) []finding {
 	for _, f := range r.Findings {
 		fs = append(fs, finding{f.RuleID, f.Object.Kind, f.Object.Namespace, f.Object.Name, f.Container})
 	}
-	sort.Slice(fs, func(i, j int) bool { return strings.Join([]string{fs[i].Rule, fs[i].Name, fs[i].Container}, "/") < strings.Join([]string{fs[j].Rule, fs[j].Name, fs[j].Container}, "/") })
+	sort.Slice(fs, func(i, j int) bool {
+		return strings.Join([]string{fs[i].Rule, fs[i].Name, fs[i].Container}, "/") < strings.Join([]string{fs[j].Rule, fs[j].Name, fs[j].Container}, "/")
+	})
 	return fs
 }
 
@@ -181,7 +183,9 @@ func TestAuditClusterMatchesFiles(t *testing.T) {
 				}
 			}
 		}
-		sort.Slice(got, func(i, j int) bool { return strings.Join([]string{got[i].Rule, got[i].Name, got[i].Container}, "/") < strings.Join([]string{got[j].Rule, got[j].Name, got[j].Container}, "/") })
+		sort.Slice(got, func(i, j int) bool {
+			return strings.Join([]string{got[i].Rule, got[i].Name, got[i].Container}, "/") < strings.Join([]string{got[j].Rule, got[j].Name, got[j].Container}, "/")
+		})
 		if len(got) != len(want) {
 			t.Errorf("%s: cluster findings %v\nfile findings %v", name, got, want)
 			continue

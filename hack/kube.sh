@@ -36,7 +36,19 @@ if [ ! -f "$mod/go.mod" ]; then
     echo
     for m in $staging; do echo "replace $m => $m $STAGING_VERSION"; done
   } > "$mod/go.mod"
-  printf 'package kubebuild\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' > "$mod/deps.go"
+fi
+# The module imports every component it can build, so that go.sum covers them.
+deps='package kubebuild
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	_ "k8s.io/kubernetes/cmd/kube-proxy/app"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	_ "k8s.io/kubernetes/cmd/kubelet/app"
+)'
+if [ "$(cat "$mod/deps.go" 2>/dev/null)" != "$deps" ]; then
+  printf '%s\n' "$deps" > "$mod/deps.go"
   (cd "$mod" && go mod tidy >&2)
 fi
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}

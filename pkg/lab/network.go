@@ -7,11 +7,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/rollguard/rollguard/pkg/netns"
 )
 
 // network is where a run's pods listen and its clients connect from.
@@ -147,13 +146,7 @@ func (n *netnsNet) sandbox(i int, addr string) error {
 }
 
 func (n *netnsNet) listen(i int, addr string) (net.Listener, error) {
-	var l net.Listener
-	err := inNetNS(n.podNS(i), func() error {
-		var err error
-		l, err = net.Listen("tcp", addr)
-		return err
-	})
-	return l, err
+	return netns.Listen(n.podNS(i), "tcp", addr)
 }
 
 func (n *netnsNet) gone(i int) {
@@ -161,14 +154,7 @@ func (n *netnsNet) gone(i int) {
 }
 
 func (n *netnsNet) dial(ctx context.Context, addr string) (net.Conn, error) {
-	var c net.Conn
-	err := inNetNS(n.prefix+"-c", func() error {
-		var d net.Dialer
-		var err error
-		c, err = d.DialContext(ctx, "tcp", addr)
-		return err
-	})
-	return c, err
+	return netns.Dialer(n.prefix+"-c")(ctx, "tcp", addr)
 }
 
 func (n *netnsNet) close() {
@@ -179,26 +165,4 @@ func (n *netnsNet) close() {
 	for i := len(made) - 1; i >= 0; i-- {
 		_ = exec.Command("ip", "netns", "del", made[i]).Run() // already gone is fine
 	}
-}
-
-// inNetNS runs f on an OS thread that has entered namespace ns. Sockets
-// keep the namespace they were created in. The thread is never unlocked,
-// so it is discarded with its goroutine instead of serving other code.
-func inNetNS(ns string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("network namespace %s: %w", ns, err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering network namespace %s: %w", ns, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
 }

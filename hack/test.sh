@@ -2,9 +2,10 @@
 # Runs every test tier rollguard has, installing what the tiers need first
 # (Go tools and Kubernetes binaries into .cache, git-ignored; Debian packages
 # with hack/deps.sh): static checks, unit tests (the lab's included, with a
-# browser test of its report), a short fuzz run of the manifest loader, and
-# the integration tier against a real kube-apiserver and etcd. This is the
-# command README.md gives and .ci/run calls.
+# browser test of its report), a short fuzz run of the manifest loader, the
+# integration tier against a real kube-apiserver and etcd, and the e2e tier
+# against a real two-node cluster (root). This is the command README.md
+# gives and .ci/run calls.
 #   FUZZTIME=1m hack/test.sh     # fuzz longer
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +22,12 @@ go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "${FUZZTIME:-20s}" ./pkg/manife
 
 echo "--- integration: a real kube-apiserver and etcd"
 KUBE_BIN=$(hack/kube.sh kube-apiserver) go test -count=1 -tags integration ./test/integration/
+
+echo "--- e2e: a real two-node cluster (hack/cluster)"
+if [ "$(id -u)" != 0 ]; then
+  echo "the e2e tier needs root (it runs a cluster in network namespaces): run hack/test.sh as root" >&2
+  exit 1
+fi
+go test -count=1 -tags e2e -timeout 30m ./test/e2e/
 
 echo "--- all tiers passed in $(( $(date +%s) - start ))s"

@@ -307,7 +307,13 @@ func (e *engine) newConn(ctx context.Context, r *Record) {
 		e.fail(r, err, phaseResponse)
 		return
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	e.finish(r, resp)
+}
+
+// finish reads the response to its end and classifies the outcome: the
+// status, or the error that cut the body short.
+func (e *engine) finish(r *Record, resp *http.Response) {
+	_, err := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	r.Status, r.Class = resp.StatusCode, classifyStatus(resp.StatusCode)
 	if err != nil && r.Class == OK {
@@ -384,10 +390,5 @@ func (e *engine) keepAlive(ctx context.Context, r *Record) {
 		e.fail(r, err, phaseResponse)
 		return
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	r.Status, r.Class = resp.StatusCode, classifyStatus(resp.StatusCode)
-	if err != nil && r.Class == OK {
-		e.fail(r, err, phaseResponse)
-	}
+	e.finish(r, resp)
 }

@@ -107,7 +107,8 @@ func lastLine(s string) string {
 }
 
 // leftovers lists what a cluster run could leave: processes started from
-// the cluster's folder, node namespaces, mounts under the folder, cgroups.
+// the cluster's folder, node namespaces, mounts under the folder, cgroups,
+// kube-proxy's nftables tables.
 func leftovers() string {
 	var b strings.Builder
 	root := filepath.Join(repo, ".cache/cluster")
@@ -129,6 +130,11 @@ func leftovers() string {
 		if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + n); len(dirs) > 0 {
 			fmt.Fprintf(&b, "cgroups %v\n", dirs)
 		}
+	}
+	// kube-proxy's tables live in the node namespaces and go with them;
+	// none may ever appear in the host's.
+	if out, err := exec.Command("nft", "list", "tables").Output(); err == nil && strings.Contains(string(out), "kube-proxy") {
+		fmt.Fprintf(&b, "nftables tables in the host namespace:\n%s", out)
 	}
 	if mounts, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		for _, line := range strings.Split(string(mounts), "\n") {

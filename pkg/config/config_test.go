@@ -1,0 +1,62 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rollguard/rollguard/pkg/config"
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	reg := rules.Default()
+	cfg, err := config.Parse([]byte(`apiVersion: rollguard.io/v1alpha1
+kind: Config
+propagationBudget: 8s
+drainAllowance: 1m
+failOn: warning
+disabledRules: [RG304, pdb-missing]
+severity: {RG305: error, readiness-equals-liveness: info}
+ignorePaths: ["test/**"]
+`), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PropagationBudget != 8*time.Second || cfg.DrainAllowance != time.Minute || cfg.FailOn != rules.Warning {
+		t.Errorf("settings %+v", cfg)
+	}
+	if !cfg.Disabled[reg.Lookup("RG304")] || !cfg.Disabled[reg.Lookup("RG401")] || len(cfg.Disabled) != 2 {
+		t.Errorf("disabled %v", cfg.Disabled)
+	}
+	if cfg.Severity[reg.Lookup("RG305")] != rules.Error || cfg.Severity[reg.Lookup("RG204")] != rules.Info {
+		t.Errorf("severity %v", cfg.Severity)
+	}
+	if len(cfg.IgnorePaths) != 1 {
+		t.Errorf("ignorePaths %v", cfg.IgnorePaths)
+	}
+	if empty, err := config.Parse(nil, reg); err != nil || empty.PropagationBudget != 0 {
+		t.Errorf("an empty file: %v %+v", err, empty)
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ text, want string }{
+		{"propagationBudgett: 5s\n", "propagationBudgett"},
+		{"propagationBudget: soon\n", "propagationBudget"},
+		{"drainAllowance: -5s\n", "drainAllowance"},
+		{"failOn: fatal\n", "failOn"},
+		{"disabledRules: [RG999]\n", `unknown rule "RG999"`},
+		{"severity: {RG101: loud}\n", "severity of RG101"},
+		{"severity: {nope: info}\n", `unknown rule "nope"`},
+		{"apiVersion: v2\n", "apiVersion"},
+		{"kind: Policy\n", "kind"},
+		{"[not, a, mapping]\n", "cannot unmarshal"},
+	} {
+		if _, err := config.Parse([]byte(tc.text), rules.Default()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want an error about %s", tc.text, err, tc.want)
+		}
+	}
+}

@@ -100,8 +100,9 @@ truth.`,
 }
 
 var (
-	rangeRe = regexp.MustCompile(`^([^.]+)\.\.([^.]+)$`)
-	sweepRe = regexp.MustCompile(`^prestop=([^.]+)\.\.([^/]+)/(.+)$`)
+	rangeRe   = regexp.MustCompile(`^([^.]+)\.\.([^.]+)$`)
+	sweepRe   = regexp.MustCompile(`^prestop=([^.]+)\.\.([^/]+)/(.+)$`)
+	percentRe = regexp.MustCompile(`^\d+%$`)
 )
 
 // scenarios validates the flags and builds what to run; every error names its flag.
@@ -138,7 +139,7 @@ func (f *labFlags) scenarios() ([]lab.Scenario, bool, error) {
 	}
 	surge, unavail := intstr.Parse(f.maxSurge), intstr.Parse(f.maxUnavailable)
 	for name, v := range map[string]intstr.IntOrString{"--max-surge": surge, "--max-unavailable": unavail} {
-		if v.Type == intstr.String && !regexp.MustCompile(`^\d+%$`).MatchString(v.StrVal) || v.Type == intstr.Int && v.IntVal < 0 {
+		if v.Type == intstr.String && !percentRe.MatchString(v.StrVal) || v.Type == intstr.Int && v.IntVal < 0 {
 			return nil, false, usageError("%s %q: want a number or a percentage such as 25%%", name, v.String())
 		}
 	}

@@ -27,6 +27,7 @@ type cluster struct {
 	net   network
 
 	mu       sync.Mutex
+	err      error // the first setup failure (a pod that could not listen)
 	pods     []*pod
 	next     int
 	rolling  bool
@@ -397,8 +398,19 @@ func (c *cluster) after(d time.Duration, f func()) {
 
 var errSetup = errors.New("lab setup failed")
 
+// fail records a setup failure; the run reports it instead of figures.
+// Called with the cluster lock held.
 func (c *cluster) fail(err error) {
-	c.tl.Add(timeline.Event{At: time.Now(), Kind: "error", Pod: err.Error(), Node: -1})
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: %v", errSetup, err)
+	}
+}
+
+// setupErr returns the first setup failure.
+func (c *cluster) setupErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // boot starts the old pods, serving and in every node's view.

@@ -195,13 +195,11 @@ func Run(ctx context.Context, sc Scenario, ipNet byte) (*Result, error) {
 	if !rolledAt.IsZero() {
 		res.RolloutTook = rolledAt.Sub(start.Add(sc.RolloutAfter))
 	}
+	if err := c.setupErr(); err != nil {
+		return nil, err
+	}
 	res.Failures = fails.Records
 	res.Timeline = tl.Events()
-	for _, e := range res.Timeline {
-		if e.Kind == "error" {
-			return nil, fmt.Errorf("%w: %s", errSetup, e.Pod)
-		}
-	}
 	res.Diagnosis = diagnose.Diagnose(res.Timeline, res.Failures, start)
 	res.Truth = groundTruth(res.Timeline, res.Failures)
 	agree := 0

@@ -248,8 +248,8 @@ func fieldNode(n *yaml.Node, path []string) *yaml.Node {
 // object's top fields, and each container and its direct fields, which is
 // where findings point.
 func keepPath(p string) bool {
-	if i := strings.LastIndex(p, "ontainers["); i >= 0 {
-		return strings.Count(p[i:], ".") <= 2
+	if i := max(strings.LastIndex(p, ".containers["), strings.LastIndex(p, ".initContainers[")); i >= 0 {
+		return strings.Count(p[i+1:], ".") <= 2
 	}
 	return strings.Count(p, ".") <= 3 && !strings.HasPrefix(p, "metadata.") && !strings.HasPrefix(p, "status")
 }

@@ -21,10 +21,9 @@ import (
 // handling of probes and deletion, and one endpoint view per client node
 // that applies every change after that node's propagation delay.
 type cluster struct {
-	sc    Scenario
-	tl    *timeline.Timeline
-	start time.Time
-	net   network
+	sc  Scenario
+	tl  *timeline.Timeline
+	net network
 
 	mu       sync.Mutex
 	err      error // the first setup failure (a pod that could not listen)
@@ -45,14 +44,12 @@ type pod struct {
 	index    int
 	addr     string
 	version  int // 0 for the old ReplicaSet, 1 for the new
-	started  bool
 	ready    bool
 	avail    bool
 	deleted  bool
 	exited   bool
 	listener net.Listener
 	srv      *http.Server
-	events   map[timeline.Kind]time.Time
 }
 
 // proxyNode is one client node's kube-proxy: its own copy of the endpoints.
@@ -70,9 +67,9 @@ type endpointChange struct {
 	apply time.Time
 }
 
-func newCluster(ctx context.Context, sc Scenario, tl *timeline.Timeline, start time.Time, nw network) *cluster {
+func newCluster(ctx context.Context, sc Scenario, tl *timeline.Timeline, nw network) *cluster {
 	ctx, stop := context.WithCancel(ctx)
-	c := &cluster{sc: sc, tl: tl, start: start, net: nw, done: make(chan struct{}), ctx: ctx, stop: stop}
+	c := &cluster{sc: sc, tl: tl, net: nw, done: make(chan struct{}), ctx: ctx, stop: stop}
 	for i, lag := range sc.Propagation {
 		n := &proxyNode{id: i, lag: lag, queue: make(chan endpointChange, 4096)}
 		c.nodes = append(c.nodes, n)
@@ -82,16 +79,13 @@ func newCluster(ctx context.Context, sc Scenario, tl *timeline.Timeline, start t
 	return c
 }
 
-func (c *cluster) event(kind timeline.Kind, p *pod, node int) time.Time {
+func (c *cluster) event(kind timeline.Kind, p *pod) time.Time {
 	now := time.Now()
-	e := timeline.Event{At: now, Kind: kind, Pod: p.name, Node: node}
+	e := timeline.Event{At: now, Kind: kind, Pod: p.name, Node: -1}
 	if kind == timeline.PodCreated {
 		e.PreStop, e.Readiness = c.sc.PreStop, c.sc.Readiness != nil
 	}
 	c.tl.Add(e)
-	if node < 0 {
-		p.events[kind] = now
-	}
 	return now
 }
 
@@ -167,7 +161,7 @@ func (c *cluster) setEndpoint(p *pod, add bool) {
 	if add {
 		kind = timeline.EndpointAdded
 	}
-	now := c.event(kind, p, -1)
+	now := c.event(kind, p)
 	for _, n := range c.nodes {
 		n.queue <- endpointChange{p: p, add: add, apply: now.Add(n.lag)}
 	}
@@ -181,10 +175,9 @@ func (c *cluster) newPod(version int) *pod {
 	if version == 1 {
 		kind = "new"
 	}
-	p := &pod{name: fmt.Sprintf("web-%s-%d", kind, c.next), index: c.next, addr: c.net.podAddr(c.next), version: version,
-		events: map[timeline.Kind]time.Time{}}
+	p := &pod{name: fmt.Sprintf("web-%s-%d", kind, c.next), index: c.next, addr: c.net.podAddr(c.next), version: version}
 	c.pods = append(c.pods, p)
-	c.event(timeline.PodCreated, p, -1)
+	c.event(timeline.PodCreated, p)
 	if err := c.net.sandbox(p.index, p.addr); err != nil {
 		c.fail(fmt.Errorf("pod %s: %w", p.name, err))
 	}
@@ -211,7 +204,7 @@ func (c *cluster) listen(p *pod) error {
 		defer c.wg.Done()
 		_ = p.srv.Serve(l)
 	}()
-	c.event(timeline.PodListening, p, -1) // after Listen: a dial refused before now did not reach a listener
+	c.event(timeline.PodListening, p) // after Listen: a dial refused before now did not reach a listener
 	return nil
 }
 
@@ -222,8 +215,7 @@ func (c *cluster) startPod(p *pod) {
 		if p.deleted {
 			return
 		}
-		p.started = true
-		c.event(timeline.PodStarted, p, -1)
+		c.event(timeline.PodStarted, p)
 		c.after(c.sc.ListenDelay, func() {
 			if p.deleted {
 				return
@@ -268,7 +260,7 @@ func (c *cluster) probe(p *pod, n int) {
 
 func (c *cluster) markReady(p *pod) {
 	p.ready = true
-	c.event(timeline.PodReady, p, -1)
+	c.event(timeline.PodReady, p)
 	c.setEndpoint(p, true)
 	c.after(c.sc.MinReady, func() {
 		if !p.deleted {
@@ -283,18 +275,18 @@ func (c *cluster) markReady(p *pod) {
 // exit, all within the grace period.
 func (c *cluster) deletePod(p *pod) {
 	p.deleted = true
-	c.event(timeline.PodDeleted, p, -1)
+	c.event(timeline.PodDeleted, p)
 	if p.ready {
 		c.setEndpoint(p, false)
 	}
 	preStop := min(c.sc.PreStop, c.sc.Grace)
 	c.after(preStop, func() {
-		c.event(timeline.PodSIGTERM, p, -1)
+		c.event(timeline.PodSIGTERM, p)
 		if p.listener == nil {
 			c.exit(p)
 			return
 		}
-		c.event(timeline.PodClosed, p, -1) // before Close: a dial refused after now found no listener
+		c.event(timeline.PodClosed, p) // before Close: a dial refused after now found no listener
 		drain := min(c.sc.Drain, c.sc.Grace-preStop)
 		srv := p.srv
 		c.wg.Add(1)
@@ -317,7 +309,7 @@ func (c *cluster) exit(p *pod) {
 	}
 	p.exited = true
 	c.net.gone(p.index)
-	c.event(timeline.PodExited, p, -1)
+	c.event(timeline.PodExited, p)
 	c.reconcile()
 }
 
@@ -419,13 +411,12 @@ func (c *cluster) boot() error {
 	defer c.mu.Unlock()
 	for i := 0; i < c.sc.Replicas; i++ {
 		p := c.newPod(0)
-		p.started = true
 		if err := c.listen(p); err != nil {
 			return fmt.Errorf("%w: %v", errSetup, err)
 		}
 		p.ready, p.avail = true, true
-		c.event(timeline.PodReady, p, -1)
-		c.event(timeline.EndpointAdded, p, -1)
+		c.event(timeline.PodReady, p)
+		c.event(timeline.EndpointAdded, p)
 		for _, n := range c.nodes {
 			n.eps = append(n.eps, p)
 			c.tl.Add(timeline.Event{At: time.Now(), Kind: timeline.NodeAdded, Pod: p.name, Node: n.id})

@@ -12,7 +12,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -75,8 +74,6 @@ func (s *Scenario) Validate() error {
 		return fmt.Errorf("duration %s: want more than 0 and at most 10m", s.MaxDuration)
 	case s.Grace <= 0:
 		return fmt.Errorf("grace period %s: want more than 0", s.Grace)
-	case s.NetNS && s.Replicas*4 > 240:
-		return fmt.Errorf("replicas %d: --netns supports up to 60", s.Replicas)
 	}
 	for name, d := range map[string]time.Duration{"propagation": minDur(s.Propagation), "container start": s.ContainerStart,
 		"listen delay": s.ListenDelay, "drain": s.Drain, "preStop": s.PreStop, "min ready": s.MinReady} {
@@ -157,7 +154,7 @@ func Run(ctx context.Context, sc Scenario, ipNet byte) (*Result, error) {
 	}
 	tl := &timeline.Timeline{}
 	start := time.Now()
-	c := newCluster(ctx, sc, tl, start, nw)
+	c := newCluster(ctx, sc, tl, nw)
 	defer c.shutdown()
 	if err := c.boot(); err != nil {
 		return nil, err
@@ -327,7 +324,7 @@ func RunAll(ctx context.Context, scs []Scenario, parallel int) ([]*Result, error
 		}
 	}
 	if len(done) == 0 && ctx.Err() != nil {
-		return nil, errors.Join(ctx.Err())
+		return nil, ctx.Err()
 	}
 	return done, nil
 }

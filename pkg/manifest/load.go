@@ -3,7 +3,6 @@ package manifest
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -217,17 +216,4 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// Summary returns a one-line description of the input errors, for a
-// command's final error.
-func (r *Result) Summary() error {
-	switch len(r.Errors) {
-	case 0:
-		return nil
-	case 1:
-		return r.Errors[0]
-	default:
-		return fmt.Errorf("%d input errors", len(r.Errors))
-	}
 }

@@ -84,9 +84,8 @@ func (o *Object) At(path string) Source {
 	return src
 }
 
-// SetLine records the line of a field path; used by loaders other than the
-// YAML one (and by tests).
-func (o *Object) SetLine(path string, line int) {
+// setLine records the line of a field path.
+func (o *Object) setLine(path string, line int) {
 	o.lines = append(o.lines, pathLine{path, line})
 }
 

@@ -304,7 +304,7 @@ func (w *jsonWriter) node(n *yaml.Node, path string) error {
 			}
 			p := path + "[" + strconv.Itoa(i) + "]"
 			if path != "" && keepPath(p) {
-				w.obj.SetLine(p, it.Line+w.lineOff)
+				w.obj.setLine(p, it.Line+w.lineOff)
 			}
 			if err := w.node(it, p); err != nil {
 				return err
@@ -339,7 +339,7 @@ func (w *jsonWriter) mapping(n *yaml.Node, path string) error {
 			p = path + "." + p
 		}
 		if keepPath(p) {
-			w.obj.SetLine(p, kv.key.Line+w.lineOff)
+			w.obj.setLine(p, kv.key.Line+w.lineOff)
 		}
 		if err := w.node(kv.value, p); err != nil {
 			return err

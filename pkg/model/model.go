@@ -80,9 +80,6 @@ type Strategy struct {
 	MaxUnavailable intstr.IntOrString
 	// Path is where the strategy is (or would be) written.
 	Path string
-	// SurgeWritten and UnavailableWritten say whether the values come from
-	// the manifest rather than from defaults.
-	SurgeWritten, UnavailableWritten bool
 }
 
 // Container is one container of a workload's pod template.
@@ -194,10 +191,10 @@ func newWorkload(o *manifest.Object, ns string) *Workload {
 	rolling := func(s, u *intstr.IntOrString, defS, defU intstr.IntOrString, path string) {
 		w.Strategy.MaxSurge, w.Strategy.MaxUnavailable = defS, defU
 		if s != nil {
-			w.Strategy.MaxSurge, w.Strategy.SurgeWritten = *s, true
+			w.Strategy.MaxSurge = *s
 		}
 		if u != nil {
-			w.Strategy.MaxUnavailable, w.Strategy.UnavailableWritten = *u, true
+			w.Strategy.MaxUnavailable = *u
 		}
 		w.Strategy.Path = path
 	}

@@ -28,16 +28,6 @@ var severityNames = map[Severity]string{Info: "info", Warning: "warning", Error:
 
 func (s Severity) String() string { return severityNames[s] }
 
-// MarshalText renders the severity's name.
-func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText parses a severity's name.
-func (s *Severity) UnmarshalText(b []byte) error {
-	v, err := ParseSeverity(string(b))
-	*s = v
-	return err
-}
-
 // ParseSeverity parses "error", "warning" or "info".
 func ParseSeverity(name string) (Severity, error) {
 	for s, n := range severityNames {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rollguard/rollguard/pkg/diagnose"
+	"github.com/rollguard/rollguard/pkg/rules"
 	"github.com/rollguard/rollguard/pkg/timeline"
 	"github.com/rollguard/rollguard/pkg/traffic"
 )
@@ -92,5 +93,31 @@ func TestDiagnoseFallsBackToServiceEndpoints(t *testing.T) {
 	res := diagnose.Diagnose(global, []traffic.Record{rec(1, 2.5, traffic.Refused)}, t0)
 	if a := res.Attributions[0]; a.Cause != diagnose.Case2 {
 		t.Errorf("by the Service's view at 2.5s only new is an endpoint, not listening: got %s (%s)", a.Cause, a.Evidence)
+	}
+}
+
+// TestRulesAreRegistered: every rule the diagnosis names exists in the
+// registry and is about the cause it was named for; pods with a preStop
+// or a readinessProbe point at the "too short" and "wrong port" rules.
+func TestRulesAreRegistered(t *testing.T) {
+	t.Parallel()
+	reg := rules.Default()
+	for _, withSpec := range []bool{false, true} {
+		events := append([]timeline.Event{}, step...)
+		if withSpec {
+			events[0].PreStop = time.Second
+			events[3].Readiness = true
+		}
+		res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.Refused), rec(2, 3.5, traffic.Refused)}, t0)
+		want := map[bool][2]string{false: {"RG101", "RG201"}, true: {"RG102", "RG202"}}[withSpec]
+		for i, a := range res.Attributions {
+			if a.Rule != want[i] {
+				t.Errorf("spec %v: %s names %s, want %s", withSpec, a.Cause, a.Rule, want[i])
+			}
+			r := reg.Lookup(a.Rule)
+			if r == nil || string(r.Case) != string(a.Cause) {
+				t.Errorf("%s is not a registered rule of %s", a.Rule, a.Cause)
+			}
+		}
 	}
 }

@@ -10,14 +10,10 @@ import (
 	"time"
 
 	"github.com/rollguard/rollguard/pkg/diagnose"
+	"github.com/rollguard/rollguard/pkg/rules"
 	"github.com/rollguard/rollguard/pkg/timeline"
 	"github.com/rollguard/rollguard/pkg/traffic"
 )
-
-// ruleNames names the rules the diagnosis points at.
-var ruleNames = map[string]string{
-	"RG101": "prestop-missing", "RG102": "prestop-too-short", "RG201": "readiness-missing", "RG202": "readiness-wrong-port",
-}
 
 func (r *Result) count(classes ...traffic.Class) int {
 	n := 0
@@ -53,13 +49,14 @@ func WriteTable(out io.Writer, results []*Result) error {
 			r.Diagnosis.Counts[diagnose.Case1], r.Diagnosis.Counts[diagnose.Case2], r.verdict())
 	}
 	fmt.Fprintln(w)
+	reg := rules.Default()
 	for _, r := range results {
 		if len(r.Diagnosis.ByRule) == 0 {
 			continue
 		}
 		var parts []string
 		for _, id := range sortedKeys(r.Diagnosis.ByRule) {
-			parts = append(parts, fmt.Sprintf("%d prevented by %s %s", r.Diagnosis.ByRule[id], id, ruleNames[id]))
+			parts = append(parts, fmt.Sprintf("%d prevented by %s %s", r.Diagnosis.ByRule[id], id, reg.Lookup(id).Name))
 		}
 		fmt.Fprintf(w, "%s: %s\n", r.Scenario.Name, strings.Join(parts, ", "))
 	}

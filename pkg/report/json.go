@@ -134,10 +134,7 @@ func JSON(w io.Writer, in *Input) error {
 }
 
 func toJSON(f rules.Finding, defaultNS string) jsonFinding {
-	ns := f.Object.Namespace
-	if ns == "" {
-		ns = defaultNS
-	}
+	ns := namespaceOf(f.Object, defaultNS)
 	return jsonFinding{
 		RuleID: f.Rule.ID, RuleName: f.Rule.Name, Severity: f.Severity.String(), Case: string(f.Rule.Case),
 		Object: jsonObject{APIVersion: f.Object.APIVersion, Kind: f.Object.Kind, Namespace: ns, Name: f.Object.Name,

@@ -78,11 +78,16 @@ func groups(fs []rules.Finding) []group {
 
 // objectName renders an object as "Deployment shop/web".
 func objectName(o *manifest.Object, defaultNS string) string {
-	ns := o.Namespace
-	if ns == "" {
-		ns = defaultNS
+	return fmt.Sprintf("%s %s/%s", o.Kind, namespaceOf(o, defaultNS), o.Name)
+}
+
+// namespaceOf is the object's namespace, or the one given to objects that
+// name none.
+func namespaceOf(o *manifest.Object, defaultNS string) string {
+	if o.Namespace == "" {
+		return defaultNS
 	}
-	return fmt.Sprintf("%s %s/%s", o.Kind, ns, o.Name)
+	return o.Namespace
 }
 
 func (in *Input) defaultNS() string {

@@ -183,9 +183,7 @@ func SARIF(w io.Writer, in *Input) error {
 }
 
 func location(src manifest.Source, o *manifest.Object, ns string) sarifLocation {
-	if o.Namespace != "" {
-		ns = o.Namespace
-	}
+	ns = namespaceOf(o, ns)
 	loc := sarifLocation{Logical: []sarifLogical{{Name: o.Name, FullyQualifiedName: ns + "/" + o.Kind + "/" + o.Name, Kind: "object"}}}
 	if src.File != "" && src.File != manifest.StdinName {
 		loc.Physical = &sarifPhysical{ArtifactLocation: sarifArtifact{URI: fileURI(src.File)}}
@@ -205,9 +203,7 @@ func fileURI(path string) string {
 // fingerprint identifies a finding across edits that move lines: the rule,
 // the object and the container.
 func fingerprint(f rules.Finding, ns string) string {
-	if f.Object.Namespace != "" {
-		ns = f.Object.Namespace
-	}
+	ns = namespaceOf(f.Object, ns)
 	sum := sha256.Sum256([]byte(strings.Join([]string{f.Rule.ID, ns, f.Object.Kind, f.Object.Name, f.Container}, "\x00")))
 	return hex.EncodeToString(sum[:8])
 }

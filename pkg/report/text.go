@@ -31,7 +31,8 @@ func Text(out io.Writer, in *Input, color bool) error {
 	}
 	sevColor := map[rules.Severity]string{rules.Error: ansiRed, rules.Warning: ansiYellow, rules.Info: ansiCyan}
 	ns := in.defaultNS()
-	for i, g := range groups(in.Report.Findings) {
+	grouped := groups(in.Report.Findings)
+	for i, g := range grouped {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
@@ -60,7 +61,7 @@ func Text(out io.Writer, in *Input, color bool) error {
 				parts = append(parts, plural(c[s], s.String()))
 			}
 		}
-		affected := len(groups(in.Report.Findings))
+		affected := len(grouped)
 		tail := ""
 		if n := len(in.Report.Suppressed); n > 0 {
 			tail = fmt.Sprintf(", %d suppressed", n)

@@ -50,10 +50,17 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
 
-// Main runs rollguard with args and returns the process exit code.
+// Main runs rollguard with args and returns the process exit code; Ctrl-C
+// cancels the run.
 func Main(args []string, s Streams) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	return MainContext(ctx, args, s)
+}
+
+// MainContext is Main with the caller's context: cancelling it is what
+// Ctrl-C does.
+func MainContext(ctx context.Context, args []string, s Streams) int {
 	err := Run(ctx, s, args)
 	if err == nil {
 		return ExitOK

@@ -310,3 +310,45 @@ func TestColor(t *testing.T) {
 		t.Errorf("bad --color: exit %d, %q", code, stderr)
 	}
 }
+
+// TestSARIFFingerprintsSurviveMovedLines: code scanning matches findings
+// across commits by fingerprint, so lines added above must not change it.
+func TestSARIFFingerprintsSurviveMovedLines(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../../testdata/corpus/everything-wrong.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prints := func(text string) []string {
+		out, _, _ := rollguard(t, text, "audit", "-o", "sarif", "-")
+		var log struct {
+			Runs []struct {
+				Results []struct {
+					PartialFingerprints map[string]string `json:"partialFingerprints"`
+				} `json:"results"`
+			} `json:"runs"`
+		}
+		if err := json.Unmarshal([]byte(out), &log); err != nil {
+			t.Fatal(err)
+		}
+		var fs []string
+		for _, r := range log.Runs[0].Results {
+			fs = append(fs, r.PartialFingerprints["rollguardFinding/v1"])
+		}
+		return fs
+	}
+	// A Service with two unresolved ports: one rule, one object, two findings.
+	data = append(data, []byte("---\napiVersion: v1\nkind: Service\nmetadata: {name: two, namespace: shop}\n"+
+		"spec: {selector: {app: checkout}, ports: [{name: a, port: 1, targetPort: nope}, {name: b, port: 2, targetPort: nada}]}\n")...)
+	before, after := prints(string(data)), prints("# a new comment\n\n# and another\n"+string(data))
+	if len(before) == 0 || strings.Join(before, ",") != strings.Join(after, ",") {
+		t.Errorf("fingerprints changed when lines moved:\n%v\n%v", before, after)
+	}
+	seen := map[string]bool{}
+	for _, f := range before {
+		if seen[f] {
+			t.Errorf("two findings share fingerprint %s", f)
+		}
+		seen[f] = true
+	}
+}

@@ -1,11 +1,14 @@
 package cli_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rollguard/rollguard/internal/cli"
 )
@@ -78,5 +81,18 @@ func TestLabJSONAndReport(t *testing.T) {
 	}
 	if data, err := os.ReadFile(report); err != nil || !strings.Contains(string(data), "rollguard lab") {
 		t.Errorf("report not written: %v", err)
+	}
+}
+
+// TestLabInterrupted: cancelling a run (what Ctrl-C does) prints what was
+// measured, marked partial, and exits 130.
+func TestLabInterrupted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := cli.MainContext(ctx, []string{"lab"}, cli.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	if code != cli.ExitInterrupted || !strings.Contains(out.String(), "partial") || !strings.Contains(out.String(), "Interrupted") {
+		t.Errorf("exit %d, stdout:\n%s\nstderr %s", code, out.String(), errOut.String())
 	}
 }

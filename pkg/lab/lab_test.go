@@ -228,3 +228,18 @@ func TestNetNS(t *testing.T) {
 		t.Errorf("namespaces left behind:\n%s", out)
 	}
 }
+
+// TestConnectMode: with TCP connections only (no HTTP), the two cases show
+// the same way.
+func TestConnectMode(t *testing.T) {
+	t.Parallel()
+	s := fast()
+	s.Mode = traffic.ModeConnect
+	res, err := lab.RunAll(context.Background(), lab.Standard(s, 500*time.Millisecond, lab.Probe{Period: 100 * time.Millisecond}), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Diagnosis.Counts[diagnose.Case1] == 0 || res[0].Diagnosis.Counts[diagnose.Case2] == 0 || !res[3].Lossless() {
+		t.Errorf("no fixes: %v; both fixes lossless %v", res[0].Diagnosis.Counts, res[3].Lossless())
+	}
+}

@@ -201,10 +201,11 @@ func fileURI(path string) string {
 }
 
 // fingerprint identifies a finding across edits that move lines: the rule,
-// the object and the container.
+// the object, the container and the field path (so two ports of one
+// Service stay apart).
 func fingerprint(f rules.Finding, ns string) string {
 	ns = namespaceOf(f.Object, ns)
-	sum := sha256.Sum256([]byte(strings.Join([]string{f.Rule.ID, ns, f.Object.Kind, f.Object.Name, f.Container}, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{f.Rule.ID, ns, f.Object.Kind, f.Object.Name, f.Container, f.Path}, "\x00")))
 	return hex.EncodeToString(sum[:8])
 }
 

@@ -224,3 +224,35 @@ func TestDocsUpToDate(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownRuleInAnnotationWarns(t *testing.T) {
+	t.Parallel()
+	res := &manifest.Result{}
+	manifest.Decode("a.yaml", []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations: {rollguard.io/ignore: "RG101, RG999"}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: w, ports: [{containerPort: 80}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+`), res)
+	rep := rules.Default().Run(model.Build(res.Objects, model.Options{}), rules.Options{Settings: rules.DefaultSettings()})
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], `unknown rule "RG999"`) {
+		t.Errorf("warnings %v: want one about RG999", rep.Warnings)
+	}
+	suppressed := false
+	for _, f := range rep.Suppressed {
+		suppressed = suppressed || f.Rule.ID == "RG101"
+	}
+	if !suppressed {
+		t.Error("the known rule in the same annotation was not suppressed")
+	}
+}

@@ -288,6 +288,18 @@ func TestRollouts(t *testing.T) {
 			t.Errorf("no request failed: a 1s preStop is shorter than a 5s min-sync")
 		}
 	})
+	// kube-proxy in iptables mode (it removes the nftables table when it
+	// starts): the Service still routes, and both fixes still lose nothing.
+	t.Run("iptables, readiness and preStop 10s, min-sync 1s", func(t *testing.T) {
+		if out, err := cluster("proxy", "--proxy-mode", "iptables", "--min-sync", "1s"); err != nil {
+			t.Fatalf("restarting kube-proxy: %v\n%s", err, out)
+		}
+		t.Cleanup(func() { _, _ = cluster("proxy", "--proxy-mode", "nftables", "--min-sync", "1s") })
+		deploy(t, "web-iptables", app{readiness: true, preStop: 10})
+		if s := rollUnderTraffic(t, "web-iptables"); s.Failed() != 0 || s.ByClass[traffic.OK] != 600 {
+			t.Errorf("%d of %d requests failed with both fixes in place", s.Failed(), s.Total)
+		}
+	})
 }
 
 // auditFinds runs `rollguard audit --cluster` against the running

@@ -97,7 +97,7 @@ func (f *ruleFlags) resolve(cmd *cobra.Command) (*resolved, error) {
 		reg:      reg,
 		cfg:      cfg,
 		opts:     rules.Options{Settings: settings, Disabled: cfg.Disabled, Severity: cfg.Severity},
-		modelOpt: model.Options{Namespace: cmp.Or(f.namespace, "default"), AssumeServed: f.assumeServed},
+		modelOpt: model.Options{Namespace: cmp.Or(f.namespace, "default"), AssumeServed: f.assumeServed, TelemetryPorts: cfg.TelemetryPorts},
 	}, nil
 }
 
@@ -207,6 +207,10 @@ func (f *auditFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 	} else {
 		loaded = manifest.Load(args, manifest.Options{Stdin: s.In, Ignore: res.cfg.IgnorePaths})
 	}
+	res.modelOpt.Others = loaded.Others
+	// With -l only some workloads are read: Services and budgets that
+	// select none of them belong to other teams, not to this audit.
+	res.modelOpt.Partial = f.cluster && f.selector != ""
 	m := model.Build(loaded.Objects, res.modelOpt)
 	rep := res.reg.Run(m, res.opts)
 	in := &report.Input{Report: rep, Load: loaded, Model: m, Settings: res.opts.Settings,

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -33,6 +34,7 @@ const (
 //	disabledRules: [RG304]
 //	severity: {RG305: warning}
 //	ignorePaths: ["test/**", "**/*-dev.yaml"]
+//	telemetryPorts: [metrics, "*-metrics", admin]
 type File struct {
 	APIVersion        string            `yaml:"apiVersion"`
 	Kind              string            `yaml:"kind"`
@@ -42,6 +44,7 @@ type File struct {
 	DisabledRules     []string          `yaml:"disabledRules"`
 	Severity          map[string]string `yaml:"severity"`
 	IgnorePaths       []string          `yaml:"ignorePaths"`
+	TelemetryPorts    *[]string         `yaml:"telemetryPorts"`
 }
 
 // Config is a validated configuration. Zero values mean "not set".
@@ -52,6 +55,9 @@ type Config struct {
 	Disabled          map[*rules.Rule]bool
 	Severity          map[*rules.Rule]rules.Severity
 	IgnorePaths       []string
+	// TelemetryPorts replaces the port-name patterns that mark a port as
+	// only scraped; nil keeps the defaults, an empty list marks none.
+	TelemetryPorts []string
 }
 
 // Load reads and validates a configuration file against a registry.
@@ -82,6 +88,14 @@ func Parse(data []byte, reg *rules.Registry) (*Config, error) {
 		return nil, fmt.Errorf("kind %q: want %s", f.Kind, Kind)
 	}
 	cfg := &Config{Disabled: map[*rules.Rule]bool{}, Severity: map[*rules.Rule]rules.Severity{}, IgnorePaths: f.IgnorePaths}
+	if f.TelemetryPorts != nil {
+		cfg.TelemetryPorts = append([]string{}, *f.TelemetryPorts...)
+		for _, p := range cfg.TelemetryPorts {
+			if _, err := path.Match(p, ""); err != nil {
+				return nil, fmt.Errorf("telemetryPorts: %q is not a valid pattern: %w", p, err)
+			}
+		}
+	}
 	var err error
 	if cfg.PropagationBudget, err = duration("propagationBudget", f.PropagationBudget); err != nil {
 		return nil, err

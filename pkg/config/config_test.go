@@ -54,9 +54,27 @@ func TestParseRefuses(t *testing.T) {
 		{"apiVersion: v2\n", "apiVersion"},
 		{"kind: Policy\n", "kind"},
 		{"[not, a, mapping]\n", "cannot unmarshal"},
+		{"telemetryPorts: [\"[bad\"]\n", "telemetryPorts"},
 	} {
 		if _, err := config.Parse([]byte(tc.text), rules.Default()); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want an error about %s", tc.text, err, tc.want)
+		}
+	}
+}
+
+func TestTelemetryPorts(t *testing.T) {
+	t.Parallel()
+	for text, want := range map[string][]string{
+		"failOn: error\n":                    nil, // unset: the model's defaults
+		"telemetryPorts: []\n":               {},  // none
+		"telemetryPorts: [admin, \"*-m\"]\n": {"admin", "*-m"},
+	} {
+		cfg, err := config.Parse([]byte(text), rules.Default())
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		if (cfg.TelemetryPorts == nil) != (want == nil) || strings.Join(cfg.TelemetryPorts, ",") != strings.Join(want, ",") {
+			t.Errorf("%q: got %#v, want %#v", text, cfg.TelemetryPorts, want)
 		}
 	}
 }

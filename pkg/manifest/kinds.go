@@ -17,18 +17,20 @@ type typeKey struct{ apiVersion, kind string }
 // decoded lists the kinds rollguard reads, with a constructor for the typed
 // value that the object's JSON is decoded into.
 var decoded = map[typeKey]func() any{
-	{"apps/v1", "Deployment"}:                     func() any { return new(appsv1.Deployment) },
-	{"apps/v1", "StatefulSet"}:                    func() any { return new(appsv1.StatefulSet) },
-	{"apps/v1", "DaemonSet"}:                      func() any { return new(appsv1.DaemonSet) },
-	{"apps/v1", "ReplicaSet"}:                     func() any { return new(appsv1.ReplicaSet) },
-	{"v1", "Pod"}:                                 func() any { return new(corev1.Pod) },
-	{"v1", "Service"}:                             func() any { return new(corev1.Service) },
-	{"policy/v1", "PodDisruptionBudget"}:          func() any { return new(policyv1.PodDisruptionBudget) },
-	{"autoscaling/v2", "HorizontalPodAutoscaler"}: func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
-	{"autoscaling/v1", "HorizontalPodAutoscaler"}: func() any { return new(autoscalingv1.HorizontalPodAutoscaler) },
-	{"batch/v1", "Job"}:                           func() any { return new(batchv1.Job) },
-	{"batch/v1", "CronJob"}:                       func() any { return new(batchv1.CronJob) },
-	{"argoproj.io/v1alpha1", "Rollout"}:           func() any { return new(Rollout) },
+	{"apps/v1", "Deployment"}:                      func() any { return new(appsv1.Deployment) },
+	{"apps/v1", "StatefulSet"}:                     func() any { return new(appsv1.StatefulSet) },
+	{"apps/v1", "DaemonSet"}:                       func() any { return new(appsv1.DaemonSet) },
+	{"apps/v1", "ReplicaSet"}:                      func() any { return new(appsv1.ReplicaSet) },
+	{"v1", "Pod"}:                                  func() any { return new(corev1.Pod) },
+	{"v1", "Service"}:                              func() any { return new(corev1.Service) },
+	{"policy/v1", "PodDisruptionBudget"}:           func() any { return new(policyv1.PodDisruptionBudget) },
+	{"autoscaling/v2", "HorizontalPodAutoscaler"}:  func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
+	{"autoscaling/v1", "HorizontalPodAutoscaler"}:  func() any { return new(autoscalingv1.HorizontalPodAutoscaler) },
+	{"batch/v1", "Job"}:                            func() any { return new(batchv1.Job) },
+	{"batch/v1", "CronJob"}:                        func() any { return new(batchv1.CronJob) },
+	{"argoproj.io/v1alpha1", "Rollout"}:            func() any { return new(Rollout) },
+	{"monitoring.coreos.com/v1", "ServiceMonitor"}: func() any { return new(ServiceMonitor) },
+	{"monitoring.coreos.com/v1", "PodMonitor"}:     func() any { return new(PodMonitor) },
 }
 
 // builtinKinds lists every kind of the built-in API groups whose kinds
@@ -103,4 +105,44 @@ type RolloutStrategy struct {
 type RolloutCanary struct {
 	MaxSurge       *intstr.IntOrString `json:"maxSurge,omitempty"`
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+}
+
+// ServiceMonitor is the part of a Prometheus Operator ServiceMonitor that
+// rollguard reads: which Services it scrapes, and on which ports. Scrapes
+// go to pod addresses, not through kube-proxy, so those ports carry no
+// users' connections.
+type ServiceMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              struct {
+		Selector          metav1.LabelSelector `json:"selector"`
+		NamespaceSelector MonitorNamespaces    `json:"namespaceSelector"`
+		Endpoints         []MonitorEndpoint    `json:"endpoints"`
+	} `json:"spec"`
+}
+
+// PodMonitor is the part of a Prometheus Operator PodMonitor that rollguard
+// reads: which pods it scrapes, on which container ports.
+type PodMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              struct {
+		Selector            metav1.LabelSelector `json:"selector"`
+		NamespaceSelector   MonitorNamespaces    `json:"namespaceSelector"`
+		PodMetricsEndpoints []MonitorEndpoint    `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
+// MonitorNamespaces is a monitor's namespace selector; empty means the
+// monitor's own namespace.
+type MonitorNamespaces struct {
+	Any        bool     `json:"any,omitempty"`
+	MatchNames []string `json:"matchNames,omitempty"`
+}
+
+// MonitorEndpoint names a scraped port: a Service port (ServiceMonitor) or
+// container port (PodMonitor) by name, or a target port.
+type MonitorEndpoint struct {
+	Port       string              `json:"port,omitempty"`
+	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
 }

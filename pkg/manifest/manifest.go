@@ -126,14 +126,26 @@ type Result struct {
 	Objects []*Object
 	Errors  []error
 	Skipped map[string]int
-	Files   int
+	// Others are the objects of custom resource kinds that were skipped
+	// (their API group has a dot and is not a Kubernetes group): an
+	// operator's objects, which may own pods the input does not show.
+	Others []Ref
+	Files  int
 }
 
-func (r *Result) skip(kind string) {
+// Ref names an object without its content.
+type Ref struct {
+	APIVersion, Kind, Namespace, Name string
+}
+
+func (r *Result) skip(apiVersion, kind, namespace, name string) {
 	if r.Skipped == nil {
 		r.Skipped = map[string]int{}
 	}
 	r.Skipped[kind]++
+	if group, _, ok := strings.Cut(apiVersion, "/"); ok && strings.Contains(group, ".") && !strings.HasSuffix(group, ".k8s.io") {
+		r.Others = append(r.Others, Ref{apiVersion, kind, namespace, name})
+	}
 }
 
 func (r *Result) fail(err error) { r.Errors = append(r.Errors, err) }

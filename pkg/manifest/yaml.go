@@ -136,7 +136,8 @@ func decodeObject(name string, n *yaml.Node, lineOff int, listCtx string, res *R
 				"%sunknown kind %q in apiVersion %s (check the spelling)", listCtx, kind, apiVersion)})
 			return
 		}
-		res.skip(kind)
+		md := valueAt(n, "metadata")
+		res.skip(apiVersion, kind, scalarAt(md, "namespace"), scalarAt(md, "name"))
 		return
 	}
 

@@ -6,7 +6,10 @@ package model
 
 import (
 	"fmt"
+	"path"
 	"sort"
+	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -16,6 +19,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/rollguard/rollguard/pkg/manifest"
@@ -29,7 +33,21 @@ type Options struct {
 	// served even when no Service in the input selects it: for auditing
 	// workloads whose Services live elsewhere.
 	AssumeServed bool
+	// TelemetryPorts are glob patterns of port names that only scrapers
+	// use (nil: DefaultTelemetryPorts; empty: none).
+	TelemetryPorts []string
+	// Others are the skipped objects of custom kinds, whose operators may
+	// own pods the input does not show.
+	Others []manifest.Ref
+	// Partial says the input holds only some of the workloads of its
+	// namespaces (audit --cluster -l), so a Service or budget that
+	// selects none of them is not wrong.
+	Partial bool
 }
+
+// DefaultTelemetryPorts are the port names that carry only metrics and
+// debugging scrapes, which reach pod addresses directly.
+var DefaultTelemetryPorts = []string{"metrics", "*-metrics", "metrics-*", "prometheus", "prom", "profiling", "pprof", "debug", "telemetry"}
 
 // Model is the joined view of a set of objects.
 type Model struct {
@@ -37,6 +55,13 @@ type Model struct {
 	Services  []*Service
 	PDBs      []*PDB
 	HPAs      []*HPA
+	// Monitors are the ServiceMonitors and PodMonitors of the input.
+	Monitors []*manifest.Object
+	// Others and Partial are as given in Options.
+	Others  []manifest.Ref
+	Partial bool
+
+	defaultNS string
 }
 
 // Workload is anything that runs pods from a template.
@@ -104,6 +129,14 @@ type ServedPort struct {
 	// container declares: Kubernetes still sends traffic there, and by
 	// convention rollguard attributes it to the first container.
 	Declared bool
+	// Telemetry, when set, says why only scrapers use this port (a
+	// telemetry port name, a ServiceMonitor): they reach pod addresses
+	// directly, not through kube-proxy.
+	Telemetry string
+	// Name is the container port's name, if it has one.
+	Name string
+	// Protocol is the port's protocol, defaulted to TCP.
+	Protocol corev1.Protocol
 }
 
 // Service is a Service and the workloads it selects.
@@ -141,7 +174,7 @@ func Build(objs []*manifest.Object, opts Options) *Model {
 	if opts.Namespace == "" {
 		opts.Namespace = "default"
 	}
-	m := &Model{}
+	m := &Model{Others: opts.Others, Partial: opts.Partial, defaultNS: opts.Namespace}
 	for _, o := range objs {
 		ns := o.Namespace
 		if ns == "" {
@@ -156,6 +189,8 @@ func Build(objs []*manifest.Object, opts Options) *Model {
 			m.HPAs = append(m.HPAs, newHPA(o, ns, v.Spec.ScaleTargetRef.Kind, v.Spec.ScaleTargetRef.Name, v.Spec.MinReplicas, v.Spec.MaxReplicas))
 		case *autoscalingv1.HorizontalPodAutoscaler:
 			m.HPAs = append(m.HPAs, newHPA(o, ns, v.Spec.ScaleTargetRef.Kind, v.Spec.ScaleTargetRef.Name, v.Spec.MinReplicas, v.Spec.MaxReplicas))
+		case *manifest.ServiceMonitor, *manifest.PodMonitor:
+			m.Monitors = append(m.Monitors, o)
 		default:
 			if w := newWorkload(o, ns); w != nil {
 				m.Workloads = append(m.Workloads, w)
@@ -225,8 +260,9 @@ func newWorkload(o *manifest.Object, ns string) *Workload {
 		if ru := v.Spec.UpdateStrategy.RollingUpdate; ru != nil {
 			u = ru.MaxUnavailable
 		}
-		// A StatefulSet never surges: it deletes a pod, then creates its successor.
-		rolling(nil, u, intstr.FromInt32(0), intstr.FromInt32(1), "spec.updateStrategy")
+		// A StatefulSet never surges: it deletes a pod, then creates its
+		// successor. maxUnavailable lives in rollingUpdate, as for the others.
+		rolling(nil, u, intstr.FromInt32(0), intstr.FromInt32(1), "spec.updateStrategy.rollingUpdate")
 	case *appsv1.DaemonSet:
 		w.Meta, w.Template, w.MinReadySeconds = &v.ObjectMeta, &v.Spec.Template, v.Spec.MinReadySeconds
 		w.Strategy.Type = string(v.Spec.UpdateStrategy.Type)
@@ -328,19 +364,14 @@ func (w *Workload) Rolls() bool {
 }
 
 func (m *Model) join(opts Options) {
-	byNS := map[string][]*Workload{}
-	for _, w := range m.Workloads {
-		byNS[w.Namespace] = append(byNS[w.Namespace], w)
-	}
-	podLabels := func(w *Workload) labels.Set { return labels.Set(w.Template.Labels) }
-
+	idx := newPodIndex(m.Workloads)
 	for _, s := range m.Services {
 		if len(s.Spec.Spec.Selector) == 0 || s.Spec.Spec.Type == corev1.ServiceTypeExternalName {
 			continue // endpoints are managed by hand, or there are none
 		}
 		sel := labels.SelectorFromSet(s.Spec.Spec.Selector)
-		for _, w := range byNS[s.Namespace] {
-			if sel.Matches(podLabels(w)) {
+		for _, w := range idx.candidates(s.Namespace, sel) {
+			if selects(sel, w) {
 				s.Workloads = append(s.Workloads, w)
 				w.Services = append(w.Services, s)
 			}
@@ -366,19 +397,16 @@ func (m *Model) join(opts Options) {
 		if err != nil {
 			continue
 		}
-		for _, w := range byNS[p.Namespace] {
-			if !w.Batch && sel.Matches(podLabels(w)) {
+		for _, w := range idx.candidates(p.Namespace, sel) {
+			if !w.Batch && selects(sel, w) {
 				p.Workloads = append(p.Workloads, w)
 				w.PDBs = append(w.PDBs, p)
 			}
 		}
 	}
 	for _, h := range m.HPAs {
-		for _, w := range byNS[h.Namespace] {
-			if w.Kind == h.TargetKind && w.Name == h.TargetName {
-				h.Target, w.HPA = w, h
-				break
-			}
+		if w := idx.byName[h.Namespace+"/"+h.TargetKind+"/"+h.TargetName]; w != nil {
+			h.Target, w.HPA = w, h
 		}
 	}
 	for _, w := range m.Workloads {
@@ -389,66 +417,205 @@ func (m *Model) join(opts Options) {
 		if !w.Served && opts.AssumeServed {
 			for _, c := range w.Containers {
 				for i := range c.Spec.Ports {
-					if c.Spec.Ports[i].Protocol == "" || c.Spec.Ports[i].Protocol == corev1.ProtocolTCP {
-						c.Served = append(c.Served, ServedPort{Port: c.Spec.Ports[i].ContainerPort, Declared: true})
+					p := &c.Spec.Ports[i]
+					if protocolOf(p.Protocol) == corev1.ProtocolTCP {
+						c.Served = append(c.Served, ServedPort{Port: p.ContainerPort, Declared: true, Name: p.Name, Protocol: corev1.ProtocolTCP})
 						w.Served = true
 					}
 				}
 			}
 		}
 	}
+	m.markTelemetry(opts)
 	sort.SliceStable(m.Workloads, func(i, j int) bool { return less(m.Workloads[i].Object, m.Workloads[j].Object) })
 }
 
-// attach resolves a Service port against a workload's containers, the way
-// the EndpointSlice controller does, and records it on the container that
-// receives the traffic. It returns false when a named targetPort matches no
-// container port, so the pods get no endpoint for it.
-func attach(w *Workload, s *Service, sp *corev1.ServicePort) bool {
-	proto := sp.Protocol
-	if proto == "" {
-		proto = corev1.ProtocolTCP
-	}
-	protoOf := func(p *corev1.ContainerPort) corev1.Protocol {
-		if p.Protocol == "" {
-			return corev1.ProtocolTCP
+// podIndex finds the workloads a selector may match without trying every
+// workload of the namespace: one namespace can hold thousands.
+type podIndex struct {
+	byNS    map[string][]*Workload
+	byLabel map[string][]*Workload // "ns\x00key\x00value"
+	byName  map[string]*Workload   // "ns/Kind/name"
+}
+
+func newPodIndex(ws []*Workload) *podIndex {
+	idx := &podIndex{byNS: map[string][]*Workload{}, byLabel: map[string][]*Workload{}, byName: map[string]*Workload{}}
+	for _, w := range ws {
+		idx.byNS[w.Namespace] = append(idx.byNS[w.Namespace], w)
+		idx.byName[w.Namespace+"/"+w.Kind+"/"+w.Name] = w
+		for k, v := range w.Template.Labels {
+			key := w.Namespace + "\x00" + k + "\x00" + v
+			idx.byLabel[key] = append(idx.byLabel[key], w)
 		}
-		return p.Protocol
 	}
-	if sp.TargetPort.Type == intstr.String && sp.TargetPort.StrVal != "" {
+	return idx
+}
+
+// candidates narrows the workloads of a namespace to those carrying one of
+// the selector's required key=value labels; selects decides.
+func (idx *podIndex) candidates(ns string, sel labels.Selector) []*Workload {
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		if controllerLabel[r.Key()] || (r.Operator() != selection.Equals && r.Operator() != selection.DoubleEquals) {
+			continue
+		}
+		return idx.byLabel[ns+"\x00"+r.Key()+"\x00"+r.Values().UnsortedList()[0]]
+	}
+	return idx.byNS[ns]
+}
+
+// controllerLabel lists the labels that controllers put on the pods they
+// create, which pod templates do not carry: a selector may use them.
+var controllerLabel = map[string]bool{
+	appsv1.DefaultDeploymentUniqueLabelKey: true, // pod-template-hash
+	appsv1.ControllerRevisionHashLabelKey:  true,
+	appsv1.StatefulSetPodNameLabel:         true,
+	appsv1.PodIndexLabel:                   true,
+	daemonSetGeneration:                    true,
+	"rollouts-pod-template-hash":           true, // Argo Rollouts
+}
+
+// daemonSetGeneration is the label the DaemonSet controller puts on its pods
+// (pkg/controller/daemon: extensions.DaemonSetTemplateGenerationKey).
+const daemonSetGeneration = "pod-template-generation"
+
+// addsLabel reports whether the workload's controller labels its pods with key.
+func addsLabel(w *Workload, key string) bool {
+	switch key {
+	case appsv1.DefaultDeploymentUniqueLabelKey:
+		return w.Kind == "Deployment"
+	case appsv1.ControllerRevisionHashLabelKey:
+		return w.Kind == "StatefulSet" || w.Kind == "DaemonSet"
+	case appsv1.StatefulSetPodNameLabel, appsv1.PodIndexLabel:
+		return w.Kind == "StatefulSet"
+	case daemonSetGeneration:
+		return w.Kind == "DaemonSet"
+	case "rollouts-pod-template-hash":
+		return w.Kind == "Rollout"
+	}
+	return false
+}
+
+// selects reports whether a selector matches some pod of the workload: its
+// template's labels, plus the labels its controller adds to each pod (a
+// per-pod Service of a StatefulSet selects statefulset.kubernetes.io/pod-name).
+func selects(sel labels.Selector, w *Workload) bool {
+	reqs, _ := sel.Requirements()
+	set := labels.Set(w.Template.Labels)
+	for _, r := range reqs {
+		if controllerLabel[r.Key()] && addsLabel(w, r.Key()) && w.Template.Labels[r.Key()] == "" {
+			if !controllerValueFits(w, r) {
+				return false
+			}
+			continue
+		}
+		if !r.Matches(set) {
+			return false
+		}
+	}
+	return true
+}
+
+// controllerValueFits says whether some pod of w can carry a value of a
+// controller-added label that the requirement accepts. Hashes cannot be
+// known from a manifest, so any value fits; a StatefulSet pod's name is
+// NAME-ORDINAL and its index is the ordinal.
+func controllerValueFits(w *Workload, r labels.Requirement) bool {
+	switch r.Operator() {
+	case selection.DoesNotExist:
+		return false
+	case selection.Exists, selection.NotIn, selection.NotEquals:
+		return true
+	}
+	for v := range r.Values() {
+		switch r.Key() {
+		case appsv1.StatefulSetPodNameLabel:
+			if ord, ok := strings.CutPrefix(v, w.Name+"-"); ok && isOrdinal(ord) {
+				return true
+			}
+		case appsv1.PodIndexLabel:
+			if isOrdinal(v) {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+func isOrdinal(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && strconv.Itoa(n) == s
+}
+
+func protocolOf(p corev1.Protocol) corev1.Protocol {
+	if p == "" {
+		return corev1.ProtocolTCP
+	}
+	return p
+}
+
+// attach resolves a Service port against a workload's containers as the
+// EndpointSlice controller's FindPort does: a named targetPort is looked up
+// among the regular containers' ports first, then the native sidecars',
+// with the protocol matching; a number is used as is. It records the port
+// on the container that receives the traffic, and returns false when a
+// named targetPort matches nothing, so the pods get no endpoint for it.
+func attach(w *Workload, s *Service, sp *corev1.ServicePort) bool {
+	proto := protocolOf(sp.Protocol)
+	served := func(c *Container, p *corev1.ContainerPort, num int32, declared bool) {
+		sv := ServedPort{Service: s, ServicePort: sp, Port: num, Declared: declared, Protocol: proto}
+		if p != nil {
+			sv.Name = p.Name
+		}
+		c.Served = append(c.Served, sv)
+	}
+	for _, sidecars := range []bool{false, true} {
 		for _, c := range w.Containers {
+			if c.Sidecar != sidecars {
+				continue
+			}
 			for i := range c.Spec.Ports {
 				p := &c.Spec.Ports[i]
-				if p.Name == sp.TargetPort.StrVal && protoOf(p) == proto {
-					c.Served = append(c.Served, ServedPort{Service: s, ServicePort: sp, Port: p.ContainerPort, Declared: true})
+				if protocolOf(p.Protocol) != proto {
+					continue
+				}
+				switch {
+				case sp.TargetPort.Type == intstr.String && sp.TargetPort.StrVal != "":
+					if p.Name == sp.TargetPort.StrVal {
+						served(c, p, p.ContainerPort, true)
+						return true
+					}
+				case p.ContainerPort == targetNumber(sp):
+					served(c, p, p.ContainerPort, true)
 					return true
 				}
 			}
 		}
+	}
+	if sp.TargetPort.Type == intstr.String && sp.TargetPort.StrVal != "" {
 		return false
-	}
-	num := sp.TargetPort.IntVal
-	if num == 0 {
-		num = sp.Port
-	}
-	for _, c := range w.Containers {
-		for i := range c.Spec.Ports {
-			if c.Spec.Ports[i].ContainerPort == num && protoOf(&c.Spec.Ports[i]) == proto {
-				c.Served = append(c.Served, ServedPort{Service: s, ServicePort: sp, Port: num, Declared: true})
-				return true
-			}
-		}
 	}
 	// The port list is informational: traffic reaches the pod's port
 	// whether or not a container declares it. Attribute it to the first
 	// app container, the one that by convention serves.
 	for _, c := range w.Containers {
 		if !c.Sidecar {
-			c.Served = append(c.Served, ServedPort{Service: s, ServicePort: sp, Port: num})
+			served(c, nil, targetNumber(sp), false)
 			return true
 		}
 	}
 	return true
+}
+
+// targetNumber is a numeric targetPort, defaulted to the port, as the API
+// server defaults it.
+func targetNumber(sp *corev1.ServicePort) int32 {
+	if sp.TargetPort.IntVal != 0 {
+		return sp.TargetPort.IntVal
+	}
+	return sp.Port
 }
 
 func less(a, b *manifest.Object) bool {
@@ -459,4 +626,132 @@ func less(a, b *manifest.Object) bool {
 		return a.Source.Line < b.Source.Line
 	}
 	return a.Ref() < b.Ref()
+}
+
+// markTelemetry marks the served ports that only scrapers use: a port name
+// that says so, a Service port a ServiceMonitor scrapes, a container port a
+// PodMonitor scrapes. Prometheus scrapes pod addresses it discovers, so
+// kube-proxy's lag never reaches those callers.
+func (m *Model) markTelemetry(opts Options) {
+	patterns := opts.TelemetryPorts
+	if patterns == nil {
+		patterns = DefaultTelemetryPorts
+	}
+	named := func(names ...string) string {
+		for _, n := range names {
+			for _, p := range patterns {
+				if ok, _ := path.Match(p, n); ok && n != "" {
+					return fmt.Sprintf("port name %q is for telemetry", n)
+				}
+			}
+		}
+		return ""
+	}
+	for _, w := range m.Workloads {
+		for _, c := range w.Containers {
+			for i := range c.Served {
+				sv := &c.Served[i]
+				var names []string
+				if sv.ServicePort != nil {
+					names = append(names, sv.ServicePort.Name, sv.ServicePort.TargetPort.StrVal)
+				}
+				sv.Telemetry = named(append(names, sv.Name)...)
+				if sv.Telemetry == "" {
+					sv.Telemetry = m.scrapedBy(w, sv)
+				}
+			}
+		}
+	}
+}
+
+// scrapedBy names the monitor of the input that scrapes a served port.
+func (m *Model) scrapedBy(w *Workload, sv *ServedPort) string {
+	for _, o := range m.Monitors {
+		ns := o.Namespace
+		if ns == "" {
+			ns = m.defaultNS
+		}
+		switch mon := o.Value.(type) {
+		case *manifest.ServiceMonitor:
+			if sv.Service == nil || !monitorCovers(mon.Spec.NamespaceSelector, ns, sv.Service.Namespace) {
+				continue
+			}
+			sel, err := metav1.LabelSelectorAsSelector(&mon.Spec.Selector)
+			if err != nil || !sel.Matches(labels.Set(sv.Service.Spec.Labels)) {
+				continue
+			}
+			for _, ep := range mon.Spec.Endpoints {
+				if (ep.Port != "" && ep.Port == sv.ServicePort.Name) || (ep.TargetPort != nil && targetIs(*ep.TargetPort, sv)) {
+					return "scraped by ServiceMonitor " + o.Name
+				}
+			}
+		case *manifest.PodMonitor:
+			if !monitorCovers(mon.Spec.NamespaceSelector, ns, w.Namespace) {
+				continue
+			}
+			sel, err := metav1.LabelSelectorAsSelector(&mon.Spec.Selector)
+			if err != nil || !selects(sel, w) {
+				continue
+			}
+			for _, ep := range mon.Spec.PodMetricsEndpoints {
+				if (ep.Port != "" && ep.Port == sv.Name) || (ep.TargetPort != nil && targetIs(*ep.TargetPort, sv)) {
+					return "scraped by PodMonitor " + o.Name
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func monitorCovers(nsSel manifest.MonitorNamespaces, own, target string) bool {
+	switch {
+	case nsSel.Any:
+		return true
+	case len(nsSel.MatchNames) > 0:
+		for _, n := range nsSel.MatchNames {
+			if n == target {
+				return true
+			}
+		}
+		return false
+	}
+	return own == target
+}
+
+func targetIs(t intstr.IntOrString, sv *ServedPort) bool {
+	if t.Type == intstr.String {
+		return t.StrVal == sv.Name
+	}
+	return t.IntVal == sv.Port
+}
+
+// TelemetryOnly reports why every port a container serves is only
+// scraped, or "" when some port carries users' connections.
+func (c *Container) TelemetryOnly() string {
+	why := ""
+	for _, sv := range c.Served {
+		if sv.Telemetry == "" {
+			return ""
+		}
+		if why == "" {
+			why = sv.Telemetry
+		}
+	}
+	return why
+}
+
+// TelemetryOnly reports why every port the workload serves is only
+// scraped, or "" when some port carries users' connections.
+func (w *Workload) TelemetryOnly() string {
+	why := ""
+	for _, c := range w.ServedContainers() {
+		t := c.TelemetryOnly()
+		if t == "" {
+			return ""
+		}
+		if why == "" {
+			why = t
+		}
+	}
+	return why
 }

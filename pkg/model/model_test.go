@@ -2,9 +2,7 @@ package model_test
 
 import (
 	"testing"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/rollguard/rollguard/pkg/manifest"
@@ -43,41 +41,6 @@ func TestFenceposts(t *testing.T) {
 	}
 	if _, _, _, err := model.Fenceposts(s("lots"), s("25%"), 3); err == nil {
 		t.Error("an unparsable percentage gave no error")
-	}
-}
-
-func TestParsePreStop(t *testing.T) {
-	t.Parallel()
-	exec := func(cmd ...string) *corev1.Container {
-		return &corev1.Container{Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: cmd}}}}
-	}
-	for _, tc := range []struct {
-		name   string
-		c      *corev1.Container
-		kind   model.PreStopKind
-		delay  time.Duration
-		interp string
-		other  bool
-	}{
-		{"none", &corev1.Container{}, model.PreStopNone, 0, "", false},
-		{"native", &corev1.Container{Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 7}}}}, model.PreStopSleep, 7 * time.Second, "", false},
-		{"sleep binary", exec("/bin/sleep", "5"), model.PreStopExecSleep, 5 * time.Second, "sleep", false},
-		{"shell sleep", exec("sh", "-c", "sleep 10"), model.PreStopExecSleep, 10 * time.Second, "sh", false},
-		{"bash -ec with units", exec("/bin/bash", "-ec", "sleep 1m"), model.PreStopExecSleep, time.Minute, "bash", false},
-		{"shell sleep then work", exec("sh", "-c", "sleep 3; nginx -s quit"), model.PreStopExecSleep, 3 * time.Second, "sh", true},
-		{"busybox", exec("busybox", "sh", "-c", "sleep 2.5"), model.PreStopExecSleep, 2500 * time.Millisecond, "sh", false},
-		{"shell without sleep", exec("sh", "-c", "nginx -s quit"), model.PreStopUnknown, 0, "sh", true},
-		{"not a sleep word", exec("sh", "-c", "nosleep 5"), model.PreStopUnknown, 0, "sh", true},
-		{"custom binary", exec("/wait-shutdown"), model.PreStopUnknown, 0, "wait-shutdown", false},
-		{"http", &corev1.Container{Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{}}}}, model.PreStopUnknown, 0, "", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got := model.ParsePreStop(tc.c)
-			if got.Kind != tc.kind || got.Delay != tc.delay || got.Interpreter != tc.interp || got.OtherWork != tc.other {
-				t.Errorf("got %+v, want kind %d delay %s interpreter %q other %v", got, tc.kind, tc.delay, tc.interp, tc.other)
-			}
-		})
 	}
 }
 
@@ -179,5 +142,35 @@ func TestJoin(t *testing.T) {
 	svc := m.Services[0]
 	if len(svc.Unresolved) != 1 || svc.Unresolved[0].Name != "e" {
 		t.Errorf("want port e (named dns, TCP) unresolved, got %v", svc.Unresolved)
+	}
+}
+
+// TestNamedPortRegularBeforeSidecar: FindPort looks a named targetPort up in
+// the regular containers before the native sidecars, whatever their order.
+func TestNamedPortRegularBeforeSidecar(t *testing.T) {
+	t.Parallel()
+	res := &manifest.Result{}
+	manifest.Decode("a.yaml", []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      initContainers:
+        - {name: proxy, image: p, restartPolicy: Always, ports: [{name: http, containerPort: 15001}]}
+      containers:
+        - {name: app, image: a, ports: [{name: http, containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: http}]}
+`), res)
+	m := model.Build(res.Objects, model.Options{})
+	served := m.Workloads[0].ServedContainers()
+	if len(served) != 1 || served[0].Spec.Name != "app" || served[0].Served[0].Port != 8080 {
+		t.Fatalf("served %+v: want the regular container app on 8080", served)
 	}
 }

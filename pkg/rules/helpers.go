@@ -15,7 +15,7 @@ import (
 // Default returns the registry of every rollguard rule.
 func Default() *Registry {
 	reg, err := NewRegistry(
-		prestopMissing(), prestopShort(), gracePeriodShort(), prestopNeedsShell(),
+		prestopMissing(), prestopShort(), gracePeriodShort(), prestopNeedsShell(), prestopUnknown(),
 		readinessMissing(), readinessWrongPort(), readinessUnknownPort(), readinessIsLiveness(),
 		recreateStrategy(), allUnavailable(), noProgress(), singleReplica(), minReadyZero(), daemonSetLocal(),
 		pdbMissing(), pdbBlocksDrain(), pdbSelectsNothing(),
@@ -129,41 +129,54 @@ func containerOf(f Finding) *model.Container {
 func sleepHook(o FixOptions, d time.Duration) (Map, string) {
 	secs := ceilSeconds(d)
 	if o.NativeSleep() {
-		return M("sleep", M("seconds", secs)), ""
+		return M("sleep", M("seconds", secs)), "the native sleep action needs Kubernetes 1.30 or later; for older clusters pass --k8s-version to get an exec sleep"
 	}
 	return M("exec", M("command", []any{"sleep", strconv.FormatInt(secs, 10)})),
 		fmt.Sprintf("Kubernetes 1.%d has no native sleep action: the hook runs the image's sleep binary, which distroless and scratch images lack", o.KubeMinor)
 }
 
-// fixPreStop makes a container's preStop delay at least the budget: it
-// replaces a hook that only sleeps, and declines one that does other work
-// unless PrependSleep puts a sleep in front of a shell script.
+// fixPreStop makes a container's delay before it stops listening at least
+// the budget: it replaces a hook that only sleeps (counting the app's own
+// delay after SIGTERM), and declines one that does other work unless
+// PrependSleep puts a sleep in front of a shell script.
 func fixPreStop(o FixOptions, f Finding) Remedy {
 	c := containerOf(f)
 	if c == nil {
 		return unfixable("container %q not found", f.Container)
 	}
-	ps := model.ParsePreStop(c.Spec)
-	want := max(ps.Delay, o.PropagationBudget)
+	sd := f.Workload.Shutdown(c)
+	ps := sd.Hook
+	if !sd.Known() {
+		return unfixable("the preStop hook %s: make it keep the app serving for the propagation budget by hand", ps.Unknown)
+	}
 	path := c.Path + ".lifecycle.preStop"
 	switch {
-	case ps.Kind == model.PreStopNone || (ps.Kind == model.PreStopExecSleep && !ps.OtherWork):
-		hook, note := sleepHook(o, want)
+	case ps.Kind == model.PreStopNone || (ps.Kind == model.PreStopExec && ps.SleepOnly):
+		// The app's own delay after SIGTERM counts: the hook sleeps the rest.
+		hook, note := sleepHook(o, max(ps.Delay, o.PropagationBudget-sd.InApp))
 		return Remedy{Ops: []Op{{Path: path, Value: hook}}, Note: note}
 	case ps.Kind == model.PreStopSleep:
-		return Remedy{Ops: []Op{{Path: path + ".sleep.seconds", Value: ceilSeconds(want)}}}
-	case o.PrependSleep && model.IsShell(ps.Interpreter):
+		return Remedy{Ops: []Op{{Path: path + ".sleep.seconds", Value: ceilSeconds(max(ps.Delay, o.PropagationBudget-sd.InApp))}}}
+	case o.PrependSleep && ps.Shell:
+		// Only the script changes, so the list keeps its form and quoting.
 		cmd := c.Spec.Lifecycle.PreStop.Exec.Command
-		out := make([]any, len(cmd))
-		for i, s := range cmd {
-			out[i] = s
-		}
-		last := len(out) - 1
-		out[last] = fmt.Sprintf("sleep %d; %s", ceilSeconds(o.PropagationBudget), cmd[last])
-		return Remedy{Ops: []Op{{Path: path + ".exec.command", Value: out}},
+		last := len(cmd) - 1
+		script := fmt.Sprintf("sleep %d; %s", ceilSeconds(o.PropagationBudget-sd.Delay()), cmd[last])
+		return Remedy{Ops: []Op{{Path: fmt.Sprintf("%s.exec.command[%d]", path, last), Value: script}},
 			Note: "--prepend-sleep: the hook sleeps before its own work"}
 	default:
 		return unfixable("the preStop hook does more than sleep, and rollguard does not merge hooks: " +
 			"move that work into the app's SIGTERM handling, or pass --prepend-sleep to sleep before it (shell hooks)")
 	}
+}
+
+// propagationNote says, for a container served only through headless
+// Services, that the propagation it waits for is DNS caching.
+func propagationNote(c *model.Container) string {
+	for _, sp := range c.Served {
+		if sp.Service == nil || sp.Service.Spec.Spec.ClusterIP != corev1.ClusterIPNone {
+			return ""
+		}
+	}
+	return " (its Services are headless: clients find pods through DNS, so the propagation to wait for is DNS caching, not kube-proxy)"
 }

@@ -102,6 +102,13 @@ func (r *Registry) Run(m *model.Model, opts Options) *Report {
 			if s, ok := opts.Severity[rule]; ok {
 				f.Severity = s
 			}
+			if f.Lowered == "" {
+				f.Lowered = lowered(rule, f)
+			}
+			if f.Lowered != "" {
+				f.Severity = Info
+				f.Message += "; info only: " + f.Lowered
+			}
 			f.Source = f.Object.At(f.Path)
 			if reason, ok := r.suppressed(rule, f, rep); ok {
 				f.Suppressed, f.SuppressReason = true, reason
@@ -191,4 +198,50 @@ func sortFindings(fs []Finding) {
 		}
 		return a.Container < b.Container
 	})
+}
+
+// lowered says why a workload finding cannot cost users' connections: the
+// ports it is about are only scraped (Prometheus dials pod addresses, not
+// the Service), or readiness does not gate the Service's endpoints.
+func lowered(rule *Rule, f Finding) string {
+	w := f.Workload
+	if w == nil {
+		return ""
+	}
+	scraped := func(why string) string {
+		return why + ": scrapers reach pod addresses directly, not through kube-proxy"
+	}
+	switch rule.Case {
+	case Case1, Case2:
+		c := containerOf(f)
+		if c == nil {
+			if why := w.TelemetryOnly(); why != "" {
+				return scraped(why)
+			}
+			return ""
+		}
+		if why := c.TelemetryOnly(); why != "" {
+			return scraped(why)
+		}
+		if rule.Case == Case2 && publishesNotReady(c) {
+			return "its Services set publishNotReadyAddresses, so readiness does not decide when the pod joins their endpoints"
+		}
+	case Strategy, Disruption:
+		if why := w.TelemetryOnly(); why != "" {
+			return scraped(why)
+		}
+	}
+	return ""
+}
+
+// publishesNotReady reports whether every Service that reaches the
+// container publishes not-ready addresses: the EndpointSlice controller then
+// marks its pods ready whatever their probes say.
+func publishesNotReady(c *model.Container) bool {
+	for _, sp := range c.Served {
+		if sp.Service == nil || !sp.Service.Spec.Spec.PublishNotReadyAddresses {
+			return false
+		}
+	}
+	return len(c.Served) > 0
 }

@@ -32,11 +32,15 @@ serving until every node has stopped sending it traffic. Use the native sleep ac
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {
-				if model.ParsePreStop(c.Spec).Kind != model.PreStopNone {
-					continue
+				sd := w.Shutdown(c)
+				if !sd.Known() || sd.Delay() > 0 {
+					continue // RG105 judges hooks of unknown effect, RG102 short delays
 				}
-				out = append(out, onContainer(c, "lifecycle",
-					fmt.Sprintf("container %q serves %s and has no preStop hook", c.Spec.Name, portsText(c)),
+				msg := fmt.Sprintf("container %q serves %s and has no preStop hook", c.Spec.Name, portsText(c))
+				if sd.Hook.Kind != model.PreStopNone {
+					msg = fmt.Sprintf("container %q serves %s and its preStop hook runs %s at once, with no delay before it", c.Spec.Name, portsText(c), sd.Hook.Action)
+				}
+				out = append(out, onContainer(c, "lifecycle", msg+propagationNote(c),
 					fmt.Sprintf("add lifecycle.preStop.sleep.seconds: %d (the propagation budget)", s.BudgetSeconds())))
 			}
 			return out

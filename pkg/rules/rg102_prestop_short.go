@@ -26,13 +26,14 @@ terminationGracePeriodSeconds with it (see RG103).`,
 		Workload: func(s Settings, w *model.Workload) []Finding {
 			var out []Finding
 			for _, c := range servedContainers(w) {
-				ps := model.ParsePreStop(c.Spec)
-				if !ps.Known() || ps.Delay >= s.PropagationBudget {
+				sd := w.Shutdown(c)
+				if !sd.Known() || sd.Delay() == 0 || sd.Delay() >= s.PropagationBudget {
 					continue
 				}
 				out = append(out, onContainer(c, "lifecycle",
-					fmt.Sprintf("container %q sleeps %s in preStop, less than the %s propagation budget", c.Spec.Name, secs(ps.Delay), secs(s.PropagationBudget)),
-					fmt.Sprintf("raise the preStop sleep to %ds", s.BudgetSeconds())))
+					fmt.Sprintf("container %q stops accepting connections %s after its pod is deleted (%s), less than the %s propagation budget",
+						c.Spec.Name, secs(sd.Delay()), sd.Describe(), secs(s.PropagationBudget))+propagationNote(c),
+					fmt.Sprintf("raise the preStop sleep to %ds", ceilSeconds(s.PropagationBudget-sd.Delay()+sd.Hook.Delay))))
 			}
 			return out
 		},

@@ -30,10 +30,7 @@ to finish in-flight requests after SIGTERM. Never lower it below what the app ne
           sleep:
             seconds: 5`,
 		Remediate: func(o FixOptions, f Finding) Remedy {
-			var delay time.Duration
-			for _, c := range f.Workload.Containers {
-				delay = max(delay, model.ParsePreStop(c.Spec).Delay)
-			}
+			delay, _, _ := longestShutdown(f.Workload)
 			// Raised, never lowered: the rule fires only below this value.
 			want := max(delay, o.PropagationBudget) + o.DrainAllowance
 			return Remedy{Ops: []Op{{Path: f.Workload.SpecPath() + ".terminationGracePeriodSeconds", Value: ceilSeconds(want)}}}
@@ -43,41 +40,51 @@ to finish in-flight requests after SIGTERM. Never lower it below what the app ne
 			if len(served) == 0 {
 				return nil
 			}
-			var delay time.Duration
-			var native bool
-			for _, c := range w.Containers {
-				ps := model.ParsePreStop(c.Spec)
-				if ps.Kind == model.PreStopUnknown {
-					return nil // a hook of unknown length: nothing to compare with
-				}
-				if ps.Delay > delay {
-					delay, native = ps.Delay, ps.Kind == model.PreStopSleep
-				}
+			delay, native, known := longestShutdown(w)
+			if !known {
+				return nil // a hook of unknown length: nothing to compare with
 			}
 			grace, written := w.GracePeriod()
 			need := delay + s.DrainAllowance
 			if grace >= need {
 				return nil
 			}
-			msg := fmt.Sprintf("terminationGracePeriodSeconds is %s; preStop %s + drain %s needs %s", secs(grace), secs(delay), secs(s.DrainAllowance), secs(need))
+			msg := fmt.Sprintf("terminationGracePeriodSeconds is %s; the delay before shutdown %s + drain %s needs %s", secs(grace), secs(delay), secs(s.DrainAllowance), secs(need))
 			if !written {
-				msg = fmt.Sprintf("terminationGracePeriodSeconds is the default %s; preStop %s + drain %s needs %s", secs(grace), secs(delay), secs(s.DrainAllowance), secs(need))
+				msg = fmt.Sprintf("terminationGracePeriodSeconds is the default %s; the delay before shutdown %s + drain %s needs %s", secs(grace), secs(delay), secs(s.DrainAllowance), secs(need))
 			}
 			switch {
-			case native && delay > grace:
+			case native > grace:
 				msg += " (the API server rejects a preStop sleep longer than the grace period)"
 			case delay >= grace:
-				msg += " (the kubelet cuts the preStop sleep short)"
+				msg += " (the kubelet kills the container before it stops serving)"
 			}
-			// Size the fix for the preStop delay the other rules ask for,
-			// so that applying every fix leaves no finding behind.
+			// Size the fix for the delay the other rules ask for, so that
+			// applying every fix leaves no finding behind.
 			want := max(delay, s.PropagationBudget) + s.DrainAllowance
 			return []Finding{{
 				Path:    w.SpecPath() + ".terminationGracePeriodSeconds",
 				Message: msg,
-				Fix: fmt.Sprintf("set terminationGracePeriodSeconds: %d (preStop %s + drain %s)",
+				Fix: fmt.Sprintf("set terminationGracePeriodSeconds: %d (delay %s + drain %s)",
 					ceilSeconds(want), secs(max(delay, s.PropagationBudget)), secs(s.DrainAllowance)),
 			}}
 		},
 	}
+}
+
+// longestShutdown is the longest time any container of the workload keeps
+// serving after the pod's deletion (preStop plus the app's own delay), the
+// longest native preStop sleep, and whether every container's is known.
+func longestShutdown(w *model.Workload) (delay, native time.Duration, known bool) {
+	for _, c := range w.Containers {
+		sd := w.Shutdown(c)
+		if !sd.Known() {
+			return 0, 0, false
+		}
+		delay = max(delay, sd.Delay())
+		if sd.Hook.Kind == model.PreStopSleep {
+			native = max(native, sd.Hook.Delay)
+		}
+	}
+	return delay, native, true
 }

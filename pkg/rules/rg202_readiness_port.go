@@ -14,7 +14,10 @@ func readinessWrongPort() *Rule {
 		Why: `Readiness decides when the pod receives Service traffic, so it should prove that the served
 port accepts connections. A probe on another port (an admin or metrics port, a sidecar's
 port) can succeed while the served listener is not up yet, or already closed, and the pod
-then receives connections it refuses. An exec probe is not checked.`,
+then receives connections it refuses. An exec probe is not checked. A probe on a port the
+same container declares (an admin or health server of the same process) is reported as info:
+that design is common and often deliberate. A probe on another container's port is a
+warning: it proves nothing about this container.`,
 		Fix: `Point the readinessProbe at the port the Service targets, or make sure the health port
 cannot answer before the served port listens.`,
 		Example: `ports:
@@ -44,11 +47,33 @@ readinessProbe:
 				if hit {
 					continue
 				}
-				out = append(out, onContainer(c, "readinessProbe",
+				f := onContainer(c, "readinessProbe",
 					fmt.Sprintf("container %q probes readiness on port %d but serves %s", c.Spec.Name, num, portsText(c)),
-					fmt.Sprintf("probe the served port %d", c.Served[0].Port)))
+					fmt.Sprintf("probe the served port %d", c.Served[0].Port))
+				switch owner := portOwner(w, num); {
+				case owner != nil && owner != c:
+					f.Message += fmt.Sprintf("; port %d belongs to container %q, so the probe says nothing about this one", num, owner.Spec.Name)
+				case owner == c:
+					// A health or admin port of the same process is a common,
+					// deliberate design; whether it answers before the served
+					// port listens is the app's knowledge.
+					f.Lowered = fmt.Sprintf("port %d is the same container's own health port", num)
+				}
+				out = append(out, f)
 			}
 			return out
 		},
 	}
+}
+
+// portOwner is the container of the workload that declares a port number.
+func portOwner(w *model.Workload, num int32) *model.Container {
+	for _, c := range w.Containers {
+		for _, p := range c.Spec.Ports {
+			if p.ContainerPort == num {
+				return c
+			}
+		}
+	}
+	return nil
 }

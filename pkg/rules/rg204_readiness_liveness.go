@@ -12,10 +12,11 @@ import (
 func readinessIsLiveness() *Rule {
 	return &Rule{
 		ID: "RG204", Name: "readiness-equals-liveness", Case: Case2, Severity: Warning,
-		Summary: "The readiness and liveness probes are identical in handler and timing",
+		Summary: "The liveness probe gives up no later than readiness, on the same handler",
 		Rollout: "A pod that is briefly overloaded during the rollout is restarted at the same moment it is taken out of the endpoints, instead of being given time to recover.",
 		Why: `Readiness takes a pod out of the Service while it cannot serve; liveness restarts it. When
-both probes check the same thing on the same schedule, a pod that stops answering for a
+both probes check the same thing and liveness gives up as soon as readiness does, or sooner
+(its period times failureThreshold is no longer), a pod that stops answering for a
 moment (busy with the traffic its retired peers handed over) is removed and killed
 together: capacity drops twice and the restarted pod goes through start-up again. Sharing
 the handler is fine and common practice, as long as liveness gives up later: a higher
@@ -36,12 +37,22 @@ livenessProbe:
 			var out []Finding
 			for _, c := range servedContainers(w) {
 				r, l := c.Spec.ReadinessProbe, c.Spec.LivenessProbe
-				if r == nil || l == nil || !reflect.DeepEqual(r.ProbeHandler, l.ProbeHandler) || timing(r) != timing(l) {
+				if r == nil || l == nil || !reflect.DeepEqual(r.ProbeHandler, l.ProbeHandler) {
 					continue
 				}
-				out = append(out, onContainer(c, "livenessProbe",
-					fmt.Sprintf("container %q has identical readiness and liveness probes", c.Spec.Name),
-					fmt.Sprintf("raise livenessProbe.failureThreshold above %d", timing(l).failure)))
+				rt, lt := timing(r), timing(l)
+				if lt.window() > rt.window() {
+					continue // liveness gives up later: the pod leaves the endpoints first
+				}
+				msg := fmt.Sprintf("container %q has identical readiness and liveness probes", c.Spec.Name)
+				if rt != lt {
+					msg = fmt.Sprintf("container %q restarts after %ds of failing liveness, no later than readiness takes it out of the endpoints (%ds), on the same handler",
+						c.Spec.Name, lt.window(), rt.window())
+				}
+				// The smallest failureThreshold that makes liveness outlast readiness.
+				need := rt.window()/lt.period + 1
+				out = append(out, onContainer(c, "livenessProbe", msg,
+					fmt.Sprintf("raise livenessProbe.failureThreshold to %d or more", need)))
 			}
 			return out
 		},
@@ -49,6 +60,10 @@ livenessProbe:
 }
 
 type probeTiming struct{ delay, period, timeout, success, failure int32 }
+
+// window is how long a probe fails before the kubelet acts on it: the
+// period times the failure threshold.
+func (t probeTiming) window() int32 { return t.period * t.failure }
 
 // timing returns a probe's timing with the API's defaults filled in.
 func timing(p *corev1.Probe) probeTiming {

@@ -67,10 +67,15 @@ default for most services), so that at least one ready pod serves throughout.`,
 			if err != nil || forced || r == 0 || unavail < r {
 				return nil // forced: RG303's finding
 			}
+			fix := fmt.Sprintf("set maxUnavailable: %d (with maxSurge 1 or more)", safeUnavailable(r))
+			if w.Kind == "StatefulSet" {
+				// A StatefulSet has no surge: it replaces pods by deleting first.
+				fix = "set updateStrategy.rollingUpdate.maxUnavailable: 1 (a StatefulSet cannot surge)"
+			}
 			return []Finding{{
 				Path:    st.Path + ".maxUnavailable",
 				Message: fmt.Sprintf("maxUnavailable %s resolves to %d of %d replicas: the rollout may stop them all at once", st.MaxUnavailable.String(), unavail, r),
-				Fix:     fmt.Sprintf("set maxUnavailable: %d (with maxSurge 1 or more)", safeUnavailable(r)),
+				Fix:     fix,
 			}}
 		},
 	}

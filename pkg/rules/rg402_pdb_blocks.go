@@ -35,18 +35,36 @@ HPA, rollguard compares with the HPA's minReplicas.`,
 				}
 				var replicas int32
 				var names []string
+				countKnown, hpa := true, false
 				for _, w := range p.Workloads {
+					if w.Kind == "DaemonSet" || w.Kind == "Pod" {
+						countKnown = false // one pod per node, or a bare pod: no scale to read
+					}
+					hpa = hpa || w.HPA != nil
 					replicas += w.EffectiveReplicas()
 					names = append(names, w.Kind+"/"+w.Name)
 				}
 				spec := p.Spec.Spec
+				scale := fmt.Sprintf("%d replicas", replicas)
+				if hpa {
+					scale += " (an HPA's minReplicas)"
+				}
 				var msg, path string
 				switch {
-				case spec.MaxUnavailable != nil && model.IsZero(*spec.MaxUnavailable):
-					msg, path = "maxUnavailable is 0", "spec.maxUnavailable"
-				case spec.MinAvailable != nil && blocks(*spec.MinAvailable, replicas):
-					msg, path = fmt.Sprintf("minAvailable %s with %d replicas", spec.MinAvailable.String(), replicas), "spec.minAvailable"
-				default:
+				case spec.MaxUnavailable != nil:
+					if n, ok := scaledUp(*spec.MaxUnavailable, replicas, countKnown); ok && n == 0 {
+						msg, path = fmt.Sprintf("maxUnavailable %s of %s allows 0 evictions", spec.MaxUnavailable.String(), scale), "spec.maxUnavailable"
+					}
+				case spec.MinAvailable != nil && countKnown && replicas > 0:
+					if n, ok := scaledUp(*spec.MinAvailable, replicas, true); ok && n >= replicas {
+						msg, path = fmt.Sprintf("minAvailable %s of %s comes to %d", spec.MinAvailable.String(), scale, n), "spec.minAvailable"
+					}
+				case spec.MinAvailable != nil:
+					if pct, ok := percent(spec.MinAvailable.String()); ok && pct >= 100 {
+						msg, path = "minAvailable "+spec.MinAvailable.String(), "spec.minAvailable"
+					}
+				}
+				if msg == "" {
 					continue
 				}
 				out = append(out, Finding{Object: p.Object, Path: path,
@@ -58,10 +76,27 @@ HPA, rollguard compares with the HPA's minReplicas.`,
 	}
 }
 
-// blocks reports whether minAvailable leaves no pod to evict.
-func blocks(min intstr.IntOrString, replicas int32) bool {
-	if pct, ok := percent(min.String()); ok {
-		return pct >= 100
+// scaledUp resolves a budget's number or percentage against the replica
+// count as the disruption controller does (pkg/controller/disruption:
+// GetScaledValueFromIntOrPercent rounding up, for minAvailable and
+// maxUnavailable alike). Without a known count only a literal number, 0%
+// and 100% can be resolved.
+func scaledUp(v intstr.IntOrString, replicas int32, countKnown bool) (int32, bool) {
+	if v.Type == intstr.Int {
+		return v.IntVal, true
 	}
-	return min.Type == intstr.Int && replicas > 0 && min.IntVal >= replicas
+	if !countKnown {
+		if pct, ok := percent(v.StrVal); ok && (pct == 0 || pct >= 100) {
+			if pct == 0 {
+				return 0, true
+			}
+			return replicas, replicas > 0
+		}
+		return 0, false
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(&v, int(replicas), true)
+	if err != nil {
+		return 0, false
+	}
+	return int32(n), true
 }

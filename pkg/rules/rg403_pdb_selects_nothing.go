@@ -14,7 +14,8 @@ func pdbSelectsNothing() *Rule {
 		Why: `A budget protects only pods its selector matches, in its own namespace. A selector that
 matches no pod template (a renamed label, a budget in the wrong namespace) protects nothing,
 silently. rollguard reports it only when the input holds workloads in that namespace, so
-auditing budgets on their own stays quiet.`,
+auditing budgets on their own stays quiet. As for RG501, an operator's object in the
+namespace that may run the pods makes it info, and audit --cluster -l does not report it.`,
 		Fix: `Make the selector match the pod template's labels of the workload it guards, in the same
 namespace.`,
 		Example: `spec:
@@ -27,12 +28,17 @@ namespace.`,
 			has := namespacesWithWorkloads(m)
 			var out []Finding
 			for _, p := range m.PDBs {
-				if len(p.Workloads) > 0 || !has[p.Namespace] {
+				if m.Partial || len(p.Workloads) > 0 || !has[p.Namespace] {
 					continue
+				}
+				var sel map[string]string
+				if p.Spec.Spec.Selector != nil {
+					sel = p.Spec.Spec.Selector.MatchLabels
 				}
 				out = append(out, Finding{Object: p.Object, Path: "spec.selector",
 					Message: fmt.Sprintf("selector matches no workload's pods in namespace %s", p.Namespace),
-					Fix:     "use the labels of the pod template it should guard"})
+					Fix:     "use the labels of the pod template it should guard",
+					Lowered: operatorMayOwn(m, p.Namespace, sel)})
 			}
 			return out
 		},

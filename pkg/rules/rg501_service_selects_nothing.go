@@ -17,7 +17,10 @@ func serviceSelectsNothing() *Rule {
 that matches no pod template (a label changed on one side only, a typo) leaves it without
 endpoints; kube-proxy then rejects its connections. rollguard reports it only when the input
 holds workloads in that namespace, and not for Services without a selector, whose endpoints
-are managed by hand.`,
+are managed by hand. When the namespace also holds an operator's object that may run the
+pods (a Prometheus, an Alertmanager, a custom resource named in the selector), the finding
+is info: those pods are not in the input. With audit --cluster -l, which reads only some
+workloads, it is not reported at all.`,
 		Fix: `Make the selector match the labels of the pod template that should serve it.`,
 		Example: `spec:
   selector:
@@ -28,14 +31,44 @@ are managed by hand.`,
 			has := namespacesWithWorkloads(m)
 			var out []Finding
 			for _, svc := range m.Services {
-				if len(svc.Workloads) > 0 || len(svc.Spec.Spec.Selector) == 0 || !has[svc.Namespace] {
+				if m.Partial || len(svc.Workloads) > 0 || len(svc.Spec.Spec.Selector) == 0 || !has[svc.Namespace] {
 					continue
 				}
+				sel := labels.Set(svc.Spec.Spec.Selector)
 				out = append(out, Finding{Object: svc.Object, Path: "spec.selector",
-					Message: fmt.Sprintf("selector %s matches no workload's pods in namespace %s", labels.Set(svc.Spec.Spec.Selector), svc.Namespace),
-					Fix:     "use the labels of the pod template that should serve this Service"})
+					Message: fmt.Sprintf("selector %s matches no workload's pods in namespace %s", sel, svc.Namespace),
+					Fix:     "use the labels of the pod template that should serve this Service",
+					Lowered: operatorMayOwn(m, svc.Namespace, sel)})
 			}
 			return out
 		},
 	}
+}
+
+// operatorKinds are custom resources whose operators run pods: a Service or
+// budget of the input may select those pods, which no manifest shows.
+var operatorKinds = map[string]bool{
+	"Prometheus": true, "Alertmanager": true, "ThanosRuler": true, "PrometheusAgent": true,
+	"Kafka": true, "KafkaConnect": true, "Elasticsearch": true, "Kibana": true,
+	"Cluster": true, "postgresql": true, "RabbitmqCluster": true, "RedisFailover": true,
+}
+
+// operatorMayOwn says which object of the namespace an operator may be
+// running the selected pods for: a known pod-owning kind, or any custom
+// resource whose name the selector's labels name (operators label their
+// pods with the owner's name: prometheus=NAME, strimzi.io/cluster=NAME).
+func operatorMayOwn(m *model.Model, ns string, sel map[string]string) string {
+	named := map[string]bool{}
+	for _, v := range sel {
+		named[v] = true
+	}
+	for _, o := range m.Others {
+		if o.Namespace != "" && o.Namespace != ns {
+			continue
+		}
+		if operatorKinds[o.Kind] || named[o.Name] {
+			return fmt.Sprintf("the namespace holds %s %s, whose operator may run the pods it selects; rollguard cannot see those pods", o.Kind, o.Name)
+		}
+	}
+	return ""
 }

@@ -126,6 +126,10 @@ type Finding struct {
 	Source manifest.Source
 	// Message says what is wrong here; Fix what to change here.
 	Message, Fix string
+	// Lowered, when set, says why the finding is reported as info: what
+	// the rule guards against cannot happen to these callers (only
+	// scrapers use the port, an operator may own the pods).
+	Lowered string
 	// Suppressed findings are reported apart and never fail a run.
 	Suppressed     bool
 	SuppressReason string

@@ -91,7 +91,7 @@ func run(t *testing.T, path string) *rules.Report {
 	if len(res.Errors) > 0 {
 		t.Fatalf("fixture %s does not load: %v", path, res.Errors)
 	}
-	opts := model.Options{}
+	opts := model.Options{Others: res.Others}
 	if fixtureFlags(t, path) == "--assume-served" {
 		opts.AssumeServed = true
 	}
@@ -254,5 +254,57 @@ spec: {selector: {app: web}, ports: [{port: 80}]}
 	}
 	if !suppressed {
 		t.Error("the known rule in the same annotation was not suppressed")
+	}
+}
+
+// expectRe reads a fixture's "# expect: RG101 info "substring"" lines: some
+// finding of that rule has that severity and a message or fix holding the text.
+var expectRe = regexp.MustCompile(`^# expect: (RG[0-9]{3}) (error|warning|info) "(.*)"$`)
+
+// TestFixtureExpectations checks the severities and messages that
+// fixtures pin, and that every firing fixture without a pin reports the
+// rule at its own severity, so a finding lowered by mistake is caught.
+func TestFixtureExpectations(t *testing.T) {
+	t.Parallel()
+	reg := rules.Default()
+	files, _ := filepath.Glob("testdata/RG*/*.yaml")
+	pinned := 0
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := run(t, p)
+		var expects [][]string
+		for _, line := range strings.Split(string(data), "\n") {
+			if m := expectRe.FindStringSubmatch(line); m != nil {
+				expects = append(expects, m)
+			}
+		}
+		for _, m := range expects {
+			pinned++
+			found := false
+			for _, f := range rep.Findings {
+				found = found || (f.Rule.ID == m[1] && f.Severity.String() == m[2] && strings.Contains(f.Message+" "+f.Fix, m[3]))
+			}
+			if !found {
+				t.Errorf("%s: no %s %s finding with %q; got:", p, m[1], m[2], m[3])
+				for _, f := range rep.Findings {
+					t.Logf("  %s %s %s", f.Rule.ID, f.Severity, f.Message)
+				}
+			}
+		}
+		id := filepath.Base(filepath.Dir(p))
+		if len(expects) == 0 && strings.HasPrefix(filepath.Base(p), "fires-") {
+			r := reg.Lookup(id)
+			for _, f := range rep.Findings {
+				if f.Rule == r && f.Severity != r.Severity {
+					t.Errorf("%s: %s reported as %s, want its own severity %s (or pin it with # expect:)", p, id, f.Severity, r.Severity)
+				}
+			}
+		}
+	}
+	if pinned < 10 {
+		t.Errorf("only %d pinned expectations found", pinned)
 	}
 }

@@ -15,8 +15,8 @@ func readinessWrongPort() *Rule {
 port accepts connections. A probe on another port (an admin or metrics port, a sidecar's
 port) can succeed while the served listener is not up yet, or already closed, and the pod
 then receives connections it refuses. An exec probe is not checked. A probe on a port the
-same container declares (an admin or health server of the same process) is reported as info:
-that design is common and often deliberate. A probe on another container's port is a
+same container declares, or that no container declares (an admin or health server of the
+same process), is reported as info: that design is common and often deliberate. A probe on another container's port is a
 warning: it proves nothing about this container.`,
 		Fix: `Point the readinessProbe at the port the Service targets, or make sure the health port
 cannot answer before the served port listens.`,
@@ -58,6 +58,10 @@ readinessProbe:
 					// deliberate design; whether it answers before the served
 					// port listens is the app's knowledge.
 					f.Lowered = fmt.Sprintf("port %d is the same container's own health port", num)
+				default:
+					// No container declares it: no sidecar's port, so most
+					// likely the app's own admin server.
+					f.Lowered = fmt.Sprintf("no container declares port %d, so it is most likely the app's own health port", num)
 				}
 				out = append(out, f)
 			}

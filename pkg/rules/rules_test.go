@@ -298,7 +298,7 @@ func TestFixtureExpectations(t *testing.T) {
 		if len(expects) == 0 && strings.HasPrefix(filepath.Base(p), "fires-") {
 			r := reg.Lookup(id)
 			for _, f := range rep.Findings {
-				if f.Rule == r && f.Severity != r.Severity {
+				if f.Rule.ID == r.ID && f.Severity != r.Severity {
 					t.Errorf("%s: %s reported as %s, want its own severity %s (or pin it with # expect:)", p, id, f.Severity, r.Severity)
 				}
 			}

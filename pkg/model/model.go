@@ -117,6 +117,8 @@ type Container struct {
 	Sidecar bool
 	// Served lists the Service ports whose traffic reaches this container.
 	Served []ServedPort
+
+	shutdown *Shutdown // read once, by Workload.Shutdown
 }
 
 // ServedPort is a Service port resolved to a container port.

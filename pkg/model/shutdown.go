@@ -643,5 +643,10 @@ func ImageHas(c *corev1.Container, bin string) bool {
 // Shutdown reads the shutdown path of one of the workload's containers,
 // with the in-app delay declared on its pod template or the workload.
 func (w *Workload) Shutdown(c *Container) Shutdown {
-	return ContainerShutdown(c.Spec, w.Template.Annotations, w.Meta.Annotations)
+	// Several rules ask; parsing a hook's shell script once is enough.
+	if c.shutdown == nil {
+		sd := ContainerShutdown(c.Spec, w.Template.Annotations, w.Meta.Annotations)
+		c.shutdown = &sd
+	}
+	return *c.shutdown
 }

@@ -18,7 +18,22 @@ its min-sync-period (1s by default), often several seconds, and tens of seconds 
 clusters. Until a node has reprogrammed its rules it keeps sending new connections to the
 old pod. Without a preStop delay the app receives SIGTERM at once, closes its listener, and
 those connections get "connection refused" (or time out, or "no route to host", once the
-pod's address is gone).`,
+pod's address is gone).
+
+rollguard reads what a preStop hook does (see RG105): a hook that stops or signals the app
+at once (nginx -s quit, kill -QUIT 1, apachectl -k graceful-stop, ingress-nginx's
+/wait-shutdown with the controller's default --shutdown-grace-period of 0) is no delay, and
+fires this rule. Some apps keep serving for a while after SIGTERM on their own (a "lame
+duck" period). Declare that on the pod template or the workload with the annotation
+rollguard.io/shutdown-delay (a duration such as 3s); rollguard also reads it from the
+flags --shutdown-grace-period (ingress-nginx) and --shutdown-delay-duration. That delay
+counts like a preStop sleep, here and in RG102 and RG103.
+
+The finding is info when only scrapers use the container's ports (port names such as
+metrics or pprof, or a ServiceMonitor or PodMonitor of the input scrapes them), since they
+dial pod addresses and not the Service; and when the rollout leaves no other pod serving
+anyway (one replica that cannot surge, or Recreate: RG304 and RG301 report that gap). For
+a headless Service the message says that propagation is DNS caching, not kube-proxy.`,
 		Fix: `Add a preStop hook that sleeps for at least the propagation budget, so the container keeps
 serving until every node has stopped sending it traffic. Use the native sleep action
 (Kubernetes 1.30+, GA in 1.34): it needs no shell or sleep binary in the image.`,

@@ -329,3 +329,37 @@ func TestFixedManifestsPassServerSideValidation(t *testing.T) {
 		t.Errorf("a native sleep over the grace period: want the API to reject it, got %v", errs)
 	}
 }
+
+// TestAuditClusterSelectorScope: with -l, Services and budgets are judged
+// against the selected workloads only; another team's Service that selects
+// nothing yet is not this audit's finding. Without -l it is.
+func TestAuditClusterSelectorScope(t *testing.T) {
+	cs, dyn := clients(t)
+	namespace(t, cs, "two-teams")
+	if errs := create(t, dyn, "testdata/two-teams.yaml", "two-teams", false); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	kc := kubeconfig(t, server.url, adminToken, "two-teams")
+	count := func(args ...string) map[string]int {
+		out, stderr, code := rollguard(t, append([]string{"audit", "--cluster", "--kubeconfig", kc, "-o", "json"}, args...)...)
+		if code > 1 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		n := map[string]int{}
+		for _, f := range findings(t, out) {
+			n[f.Rule+" "+f.Kind+"/"+f.Name]++
+		}
+		return n
+	}
+	whole := count()
+	if whole["RG501 Service/b"] != 1 || whole["RG403 PodDisruptionBudget/b"] != 1 {
+		t.Errorf("the whole namespace: want RG501 on Service b and RG403 on budget b, got %v", whole)
+	}
+	scoped := count("-l", "team=a")
+	if scoped["RG501 Service/b"] != 0 || scoped["RG403 PodDisruptionBudget/b"] != 0 {
+		t.Errorf("-l team=a: team b's Service and budget were judged: %v", scoped)
+	}
+	if scoped["RG101 Deployment/a"] != 1 {
+		t.Errorf("-l team=a: want team a's own finding RG101, got %v", scoped)
+	}
+}

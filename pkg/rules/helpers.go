@@ -48,8 +48,9 @@ func onContainer(c *model.Container, field, msg, fix string) Finding {
 func portsText(c *model.Container) string {
 	var parts []string
 	seen := map[int32]bool{}
+	users := c.TelemetryOnly() == "" // some port carries users' traffic: name only those
 	for _, sp := range c.Served {
-		if seen[sp.Port] {
+		if seen[sp.Port] || (users && sp.Telemetry != "") {
 			continue
 		}
 		seen[sp.Port] = true

@@ -52,11 +52,13 @@ serving until every node has stopped sending it traffic. Use the native sleep ac
 					continue // RG105 judges hooks of unknown effect, RG102 short delays
 				}
 				msg := fmt.Sprintf("container %q serves %s and has no preStop hook", c.Spec.Name, portsText(c))
+				fix := fmt.Sprintf("add lifecycle.preStop.sleep.seconds: %d (the propagation budget)", s.BudgetSeconds())
 				if sd.Hook.Kind != model.PreStopNone {
 					msg = fmt.Sprintf("container %q serves %s and its preStop hook runs %s at once, with no delay before it", c.Spec.Name, portsText(c), sd.Hook.Action)
+					// A hook holds one action: the sleep goes in front of the command.
+					fix = fmt.Sprintf("sleep %ds in the hook before %s (a shell hook: rollguard fix --prepend-sleep), or have the app keep serving that long after SIGTERM", s.BudgetSeconds(), sd.Hook.Action)
 				}
-				out = append(out, onContainer(c, "lifecycle", msg+propagationNote(c),
-					fmt.Sprintf("add lifecycle.preStop.sleep.seconds: %d (the propagation budget)", s.BudgetSeconds())))
+				out = append(out, onContainer(c, "lifecycle", msg+propagationNote(c), fix))
 			}
 			return out
 		},

@@ -68,7 +68,7 @@ HPA, rollguard compares with the HPA's minReplicas.`,
 					continue
 				}
 				out = append(out, Finding{Object: p.Object, Path: path,
-					Message: fmt.Sprintf("%s: no pod of %s can ever be evicted", msg, strings.Join(names, ", ")),
+					Message: fmt.Sprintf("%s: at that count no pod of %s can be evicted", msg, strings.Join(names, ", ")),
 					Fix:     "set maxUnavailable: 1 (and remove minAvailable)"})
 			}
 			return out

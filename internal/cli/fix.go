@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -39,7 +41,9 @@ By default it prints a unified diff and changes nothing; --write edits the files
 (each file atomically: a temporary file renamed over it). With - it reads standard input
 and writes the whole fixed stream to standard output.
 
-Findings that have no safe automatic fix are listed on standard error with the reason.
+Standard error lists every edit made (file:line, rule, object, field and new value, with
+notes on the choices made), including the follow-on edits of later rounds, and then every
+finding that remains, with the reason it was not fixed.
 Exit status: 0 when nothing at or above --fail-on remains, 1 when something does, 2 on a
 usage or input error (a file with an input error is never changed).`,
 		Example: `  # See what would change
@@ -130,17 +134,17 @@ func (f *fixFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 			}
 		}
 	}
-	for _, a := range out.Applied {
-		if a.Note != "" {
-			fmt.Fprintf(s.ErrOut, "note: %s: %s %s: %s\n", a.Finding.Object.Source, a.Finding.Rule.ID, a.Finding.Rule.Name, a.Note)
-		}
-	}
+	// Lines name the file as the reader will open it: the fixed text with
+	// --write and -, the file on disk (which the diff has not changed yet)
+	// otherwise. The same goes for the findings that remain.
+	onDisk := !f.write && !stdin
+	writeEdits(s.ErrOut, out, onDisk, res.modelOpt.Namespace)
 	failing := false
 	for _, r := range out.Remaining {
 		fd := r.Finding
 		where := fd.Source // in the fixed text, which --write and - produce
-		if !f.write && !stdin {
-			where = r.Original // in the file as it is on disk
+		if onDisk {
+			where = r.Original
 		}
 		fmt.Fprintf(s.ErrOut, "not fixed: %s: %s %s (%s): %s\n    why: %s\n    fix by hand: %s\n",
 			where, fd.Rule.ID, fd.Rule.Name, fd.Severity, fd.Message, r.Why, fd.Fix)
@@ -156,6 +160,39 @@ func (f *fixFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 		return &exitError{code: ExitFindings}
 	}
 	return nil
+}
+
+// writeEdits lists every edit the fix made, file by file and top to
+// bottom: where, which rules asked for it, on which object, the field and
+// its new value, then the notes that explain it.
+func writeEdits(w io.Writer, out *fix.Result, onDisk bool, defaultNS string) {
+	order := map[string]int{}
+	for i, f := range out.Files {
+		order[f.Name] = i
+	}
+	line := func(e fix.Edit) int {
+		if onDisk {
+			return e.OriginalLine
+		}
+		return e.Line
+	}
+	edits := slices.Clone(out.Edits)
+	slices.SortStableFunc(edits, func(a, b fix.Edit) int {
+		// Two fields inserted at one place on disk are in the fixed text's order.
+		return cmp.Or(cmp.Compare(order[a.File], order[b.File]), cmp.Compare(line(a), line(b)), cmp.Compare(a.Line, b.Line))
+	})
+	for _, e := range edits {
+		names := make([]string, len(e.Rules))
+		for i, r := range e.Rules {
+			names[i] = r.ID + " " + r.Name
+		}
+		ns := cmp.Or(e.Object.Namespace, defaultNS)
+		fmt.Fprintf(w, "fixed: %s:%d: %s: %s %s/%s: %s: %s\n", e.File, line(e), strings.Join(names, ", "),
+			e.Object.Kind, ns, e.Object.Name, e.Path, e.ValueText())
+		for _, n := range e.Notes {
+			fmt.Fprintf(w, "    note: %s\n", n)
+		}
+	}
 }
 
 // writeDiff prints a file's change as a unified diff that git apply and

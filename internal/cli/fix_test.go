@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,5 +159,97 @@ func TestFixOnlySelectedRules(t *testing.T) {
 	}
 	if strings.Contains(stderr, "RG304") {
 		t.Error("findings of rules outside --rules were reported")
+	}
+}
+
+// TestFixListsEveryEdit: standard error names every edit, those of later
+// rounds of the fix loop too (RG103 and RG305 fire only after RG101 and
+// RG201 are fixed), with the rule, object, field and value. Lines are the
+// file's on disk for a diff, and the fixed file's with --write.
+func TestFixListsEveryEdit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f := copyFixture(t, dir, "../../pkg/fix/testdata/follow-on.yaml")
+	edits := func(lines ...int) []string {
+		return []string{
+			fmt.Sprintf("fixed: %s:%d: RG305 min-ready-seconds-zero: Deployment shop/cart: spec.minReadySeconds: 5", f, lines[0]),
+			fmt.Sprintf("fixed: %s:%d: RG103 grace-period-too-short: Deployment shop/cart: spec.template.spec.terminationGracePeriodSeconds: 10", f, lines[1]),
+			fmt.Sprintf("fixed: %s:%d: RG201 readiness-missing: Deployment shop/cart: spec.template.spec.containers[0].readinessProbe: {tcpSocket: {port: http}, periodSeconds: 5, failureThreshold: 2}", f, lines[2]),
+			fmt.Sprintf("fixed: %s:%d: RG101 prestop-missing: Deployment shop/cart: spec.template.spec.containers[0].lifecycle.preStop: {sleep: {seconds: 5}}", f, lines[3]),
+			"    note: ", // the native sleep's Kubernetes 1.30 floor, checked below
+		}
+	}
+	check := func(stderr string, want []string) {
+		t.Helper()
+		got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if len(got) != len(want) {
+			t.Fatalf("stderr has %d lines, want %d:\n%s", len(got), len(want), stderr)
+		}
+		for i := range want {
+			if !strings.HasPrefix(got[i], want[i]) || (want[i] != "    note: " && got[i] != want[i]) {
+				t.Errorf("stderr line %d:\n got %s\nwant %s", i+1, got[i], want[i])
+			}
+		}
+		if !strings.Contains(got[len(got)-1], "Kubernetes 1.30") {
+			t.Errorf("the native sleep's note does not name Kubernetes 1.30: %s", got[len(got)-1])
+		}
+	}
+	// Diff: lines of the file as it is; an inserted field is at the line
+	// it goes in before (minReadySeconds before "selector:", line 11).
+	_, stderr, code := rollguard(t, "", "fix", f)
+	if code != cli.ExitOK {
+		t.Errorf("exit %d", code)
+	}
+	check(stderr, edits(11, 17, 26, 26))
+	// --write: lines of the fixed file, where each field now is.
+	_, stderr, code = rollguard(t, "", "fix", "--write", f)
+	if code != cli.ExitOK {
+		t.Errorf("exit %d", code)
+	}
+	check(stderr, edits(11, 18, 27, 33))
+	fixed, _ := os.ReadFile(f)
+	lines := strings.Split(string(fixed), "\n")
+	for n, key := range map[int]string{11: "minReadySeconds: 5", 18: "terminationGracePeriodSeconds: 10", 27: "readinessProbe:", 33: "preStop:"} {
+		if strings.TrimSpace(lines[n-1]) != key {
+			t.Errorf("line %d of the fixed file is %q, want %q", n, lines[n-1], key)
+		}
+	}
+}
+
+// TestFixInsertsGracePeriodBeforeContainers: with no grace period written,
+// RG103 fires in the second round (the default 30s no longer covers the new
+// preStop delay plus a 30s drain), and the field it adds goes before the
+// container list, not after it; stderr lists it.
+func TestFixInsertsGracePeriodBeforeContainers(t *testing.T) {
+	t.Parallel()
+	in, err := os.ReadFile("../../pkg/fix/testdata/follow-on.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(in), "      terminationGracePeriodSeconds: 8\n", "", 1)
+	out, stderr, _ := rollguard(t, src, "fix", "--drain-allowance", "30s", "-")
+	if !strings.Contains(out, "    spec:\n      terminationGracePeriodSeconds: 35\n      containers:\n") {
+		t.Errorf("terminationGracePeriodSeconds is not right before the containers:\n%s", out)
+	}
+	want := "fixed: <stdin>:18: RG103 grace-period-too-short: Deployment shop/cart: spec.template.spec.terminationGracePeriodSeconds: 35\n"
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks\n%s\ngot:\n%s", want, stderr)
+	}
+}
+
+// TestFixOldClusterNoNativeSleepNote: below 1.30 the fix writes an exec
+// sleep, and says what that needs instead of the native action's floor.
+func TestFixOldClusterNoNativeSleepNote(t *testing.T) {
+	t.Parallel()
+	in, err := os.ReadFile("../../pkg/fix/testdata/follow-on.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, _ := rollguard(t, string(in), "fix", "--k8s-version", "1.29", "-")
+	if !strings.Contains(out, `command: ["sleep", "5"]`) || strings.Contains(out, "sleep:\n") {
+		t.Errorf("want an exec sleep for 1.29:\n%s", out)
+	}
+	if strings.Contains(stderr, "1.30") || !strings.Contains(stderr, "RG101 prestop-missing") || !strings.Contains(stderr, "    note: ") {
+		t.Errorf("want the RG101 edit with its exec note and no 1.30 floor:\n%s", stderr)
 	}
 }

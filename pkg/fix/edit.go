@@ -69,12 +69,11 @@ func (e *editor) offset(line, col int) (int, error) {
 	return off, nil
 }
 
-// blockEnd returns the offset just past the last content line of a block
-// collection whose entries start at column indent (0-based) on startLine:
-// the block ends before the first later line, not blank and not a comment,
-// that is indented less (or, for a sequence, as much without a "-").
-func (e *editor) blockEnd(startLine, indent int, seq bool) int {
-	last := startLine
+// blockBoundary returns the first line (1-based) after a block collection
+// whose entries start at column indent (0-based) on startLine: the first
+// later line, not blank and not a comment, that is indented less (or, for a
+// sequence, as much without a "-"), or one past the last line.
+func (e *editor) blockBoundary(startLine, indent int, seq bool) int {
 	for l := startLine + 1; l <= e.lines(); l++ {
 		text := e.lineText(l)
 		t := strings.TrimLeft(text, " ")
@@ -83,14 +82,41 @@ func (e *editor) blockEnd(startLine, indent int, seq bool) int {
 		}
 		lead := len(text) - len(t)
 		if lead < indent || (seq && lead == indent && !strings.HasPrefix(t, "-")) {
-			break
+			return l
 		}
 		if lead == 0 && (strings.HasPrefix(t, "---") || strings.HasPrefix(t, "...")) {
-			break
+			return l
 		}
-		last = l
 	}
-	return e.lineEnd(last)
+	return e.lines() + 1
+}
+
+// blockEnd returns the offset just past the last content line of a block
+// collection whose entries start at column indent on startLine.
+func (e *editor) blockEnd(startLine, indent int, seq bool) int {
+	return e.lineEnd(e.lastLineBefore(e.blockBoundary(startLine, indent, seq), startLine, -1))
+}
+
+// lastLineBefore walks back from the line before boundary, no further than
+// floor, over blank lines and over comment lines indented at most
+// keyIndent (all comment lines when keyIndent is -1), and returns the line
+// it stops at. A comment indented at a key's level introduces what follows
+// it, so new text goes before it; a comment indented deeper belongs to the
+// value above it, so new text goes after it.
+func (e *editor) lastLineBefore(boundary, floor, keyIndent int) int {
+	l := boundary - 1
+	for ; l > floor; l-- {
+		text := e.lineText(l)
+		t := strings.TrimLeft(text, " ")
+		if t == "" {
+			continue
+		}
+		if t[0] == '#' && (keyIndent < 0 || len(text)-len(t) <= keyIndent) {
+			continue
+		}
+		break
+	}
+	return l
 }
 
 // matchClose returns the offset of the bracket that closes the flow
@@ -222,6 +248,11 @@ func (e *editor) set(obj *yaml.Node, path string, value any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, kindNode := lookup(obj, "kind")
+	kind := ""
+	if kindNode != nil {
+		kind = kindNode.Value
+	}
 	cur := obj
 	for i, s := range segs {
 		if cur.Kind == yaml.AliasNode {
@@ -230,6 +261,9 @@ func (e *editor) set(obj *yaml.Node, path string, value any) ([]byte, error) {
 		if s.index >= 0 {
 			if cur.Kind != yaml.SequenceNode || s.index >= len(cur.Content) {
 				return nil, fmt.Errorf("%s: no list item %d", path, s.index)
+			}
+			if i == len(segs)-1 {
+				return e.replaceItem(cur, s.index, value)
 			}
 			cur = cur.Content[s.index]
 			continue
@@ -243,7 +277,7 @@ func (e *editor) set(obj *yaml.Node, path string, value any) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			return e.insertKey(cur, s.key, nested)
+			return e.insertKey(cur, fieldRanks(kind, segs[:i]), s.key, nested)
 		}
 		if v.Kind == yaml.AliasNode {
 			return nil, fmt.Errorf("%s goes through a YAML alias; edit it by hand", path)
@@ -285,38 +319,142 @@ func nest(rest []segment, value any) (any, error) {
 
 func isFlow(n *yaml.Node) bool { return n.Style&yaml.FlowStyle != 0 }
 
-// insertKey adds key: value at the end of mapping m.
-func (e *editor) insertKey(m *yaml.Node, key string, value any) ([]byte, error) {
+// insertKey adds key: value to mapping m, where placement puts it in the
+// reading order (see order.go), or at the end.
+func (e *editor) insertKey(m *yaml.Node, order map[string]int, key string, value any) ([]byte, error) {
+	after, before := placement(m, key, order)
 	if isFlow(m) || len(m.Content) == 0 {
-		open, err := e.offset(m.Line, m.Column)
-		if err != nil {
-			return nil, err
-		}
-		if open >= len(e.src) || e.src[open] != '{' {
-			return nil, fmt.Errorf("line %d: expected a flow mapping", m.Line)
-		}
-		closing, err := e.matchClose(open)
-		if err != nil {
-			return nil, err
-		}
-		at := closing
-		for at > open+1 && e.src[at-1] == ' ' {
-			at--
-		}
-		text := keyText(key) + ": " + flowText(value)
-		if len(m.Content) > 0 {
-			text = ", " + text
-		}
-		return e.splice(at, at, text), nil
+		return e.insertFlow(m, key, value, after, before)
 	}
 	first := m.Content[0]
 	indent := first.Column - 1
-	end := e.blockEnd(first.Line, indent, false)
+	at := -1
+	switch {
+	case after != nil:
+		at = e.entryEnd(m, after)
+	case before != nil:
+		at = e.entryStart(before)
+	}
+	if at < 0 {
+		// At the end: after the mapping's last content line, and before
+		// a comment at its keys' level that ends it.
+		at = e.lineEnd(e.lastLineBefore(e.blockBoundary(first.Line, indent, false), first.Line, indent))
+	}
 	text := e.blockField(key, value, indent)
-	if end > 0 && e.src[end-1] != '\n' {
+	if at > 0 && e.src[at-1] != '\n' {
 		text = e.nl + text
 	}
-	return e.splice(end, end, text), nil
+	return e.splice(at, at, text), nil
+}
+
+// entryEnd returns the offset just past the entry of key k in block
+// mapping m: its value's last line, before the blank lines and comments
+// that lead into the next key.
+func (e *editor) entryEnd(m, k *yaml.Node) int {
+	indent := k.Column - 1
+	boundary := -1
+	for i := 0; i+2 < len(m.Content); i += 2 {
+		if m.Content[i] == k {
+			boundary = m.Content[i+2].Line
+		}
+	}
+	if boundary < 0 { // k is the last key: the mapping's end
+		boundary = e.blockBoundary(m.Content[0].Line, m.Content[0].Column-1, false)
+	}
+	return e.lineEnd(e.lastLineBefore(boundary, k.Line, indent))
+}
+
+// entryStart returns the offset of the start of key k's line, above the
+// comments right over it, which are about it; -1 when k does not start its
+// line (the first key of a "- " list item).
+func (e *editor) entryStart(k *yaml.Node) int {
+	text := e.lineText(k.Line)
+	indent := len(text) - len(strings.TrimLeft(text, " "))
+	if indent != k.Column-1 {
+		return -1
+	}
+	l := k.Line
+	for l > 1 {
+		above := e.lineText(l - 1)
+		t := strings.TrimLeft(above, " ")
+		if t == "" || t[0] != '#' || len(above)-len(t) > indent {
+			break
+		}
+		l--
+	}
+	return e.lineStarts[l-1]
+}
+
+// insertFlow adds key: value to flow mapping m, after the value of key
+// after, before key before, or before the closing brace.
+func (e *editor) insertFlow(m *yaml.Node, key string, value any, after, before *yaml.Node) ([]byte, error) {
+	field := keyText(key) + ": " + flowText(value)
+	if after != nil {
+		if end, ok := e.flowValueEnd(m, after); ok {
+			return e.splice(end, end, ", "+field), nil
+		}
+	}
+	if before != nil {
+		if start, err := e.offset(before.Line, before.Column); err == nil && bytes.HasPrefix(e.src[start:], []byte(before.Value)) {
+			return e.splice(start, start, field+", "), nil
+		}
+	}
+	open, err := e.offset(m.Line, m.Column)
+	if err != nil {
+		return nil, err
+	}
+	if open >= len(e.src) || e.src[open] != '{' {
+		return nil, fmt.Errorf("line %d: expected a flow mapping", m.Line)
+	}
+	closing, err := e.matchClose(open)
+	if err != nil {
+		return nil, err
+	}
+	at := closing
+	for at > open+1 && e.src[at-1] == ' ' {
+		at--
+	}
+	if len(m.Content) > 0 {
+		field = ", " + field
+	}
+	return e.splice(at, at, field), nil
+}
+
+// flowValueEnd returns the offset just past the value of key k in flow
+// mapping m, and false when its text is not where the parser says (a tag
+// or an anchor in front of it, an alias, an empty value).
+func (e *editor) flowValueEnd(m, k *yaml.Node) (int, bool) {
+	var v *yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i] == k {
+			v = m.Content[i+1]
+		}
+	}
+	if v == nil || v.Anchor != "" {
+		return 0, false
+	}
+	start, err := e.offset(v.Line, v.Column)
+	if err != nil || start >= len(e.src) {
+		return 0, false
+	}
+	switch v.Kind {
+	case yaml.ScalarNode:
+		if v.Value == "" && v.Style == 0 {
+			return 0, false
+		}
+		if q := e.src[start]; (v.Style&yaml.DoubleQuotedStyle != 0 && q != '"') || (v.Style&yaml.SingleQuotedStyle != 0 && q != '\'') {
+			return 0, false
+		}
+		end, err := e.scalarEnd(start, v, true)
+		return end, err == nil
+	case yaml.MappingNode, yaml.SequenceNode:
+		if c := e.src[start]; c != '{' && c != '[' {
+			return 0, false
+		}
+		closing, err := e.matchClose(start)
+		return closing + 1, err == nil
+	}
+	return 0, false
 }
 
 // replace sets the value v of key k (in mapping parent) to value.
@@ -351,7 +489,7 @@ func (e *editor) replace(parent, k, v *yaml.Node, value any) ([]byte, error) {
 		}
 		switch {
 		case !valueIsCollection:
-			return e.splice(start, end, scalarText(value)), nil
+			return e.splice(start, end, e.scalarLike(value, v, mapContext(inFlow))), nil
 		case inFlow:
 			return e.splice(start, end, flowText(value)), nil
 		default: // "key: null" becomes "key:" with a block below
@@ -363,6 +501,8 @@ func (e *editor) replace(parent, k, v *yaml.Node, value any) ([]byte, error) {
 			e2 := newEditor(e.splice(at, end, ""), e.nl, e.step)
 			return e2.splice(lineEnd-(end-at), lineEnd-(end-at), e2.blockBody(value, k.Column-1+e.step)), nil
 		}
+	case v.Kind == yaml.SequenceNode && isList(value):
+		return e.replaceList(k, v, value.([]any))
 	case isFlow(v):
 		start, err := e.offset(v.Line, v.Column)
 		if err != nil {
@@ -388,6 +528,221 @@ func (e *editor) replace(parent, k, v *yaml.Node, value any) ([]byte, error) {
 		return e.splice(e.lineStarts[line-1], e.blockEnd(line, indent, seq), e.blockBody(value, indent)), nil
 	}
 	return nil, fmt.Errorf("line %d: cannot edit this value", v.Line)
+}
+
+func isList(v any) bool {
+	_, ok := v.([]any)
+	return ok
+}
+
+// replaceList sets sequence v (the value of key k) to list, keeping the
+// sequence's style: a flow list stays flow, a block list stays block, and
+// each item is written in the quoting style of the item it replaces. When
+// the lengths match, only the items that change are rewritten, so the
+// spacing, comments and untouched items stay byte for byte (this is what
+// --prepend-sleep does to a hook's command).
+func (e *editor) replaceList(k, v *yaml.Node, list []any) ([]byte, error) {
+	flow := isFlow(v)
+	ctx := blockSeqContext
+	if flow {
+		ctx = flowSeqContext
+	}
+	if len(list) == len(v.Content) && scalarItems(v.Content, list) {
+		changed := map[int]any{}
+		for i, item := range v.Content {
+			if !sameScalar(item, list[i]) {
+				changed[i] = list[i]
+			}
+		}
+		return e.setItems(v, changed)
+	}
+	// A different length: write the whole list, each item styled like the
+	// original item at its index (or the last one).
+	like := func(i int) *yaml.Node {
+		if len(v.Content) == 0 {
+			return nil
+		}
+		return v.Content[min(i, len(v.Content)-1)]
+	}
+	if flow {
+		start, err := e.offset(v.Line, v.Column)
+		if err != nil {
+			return nil, err
+		}
+		closing, err := e.matchClose(start)
+		if err != nil {
+			return nil, err
+		}
+		parts := make([]string, len(list))
+		for i, item := range list {
+			parts[i] = e.itemText(item, like(i), ctx)
+		}
+		return e.splice(start, closing+1, "["+strings.Join(parts, ", ")+"]"), nil
+	}
+	if v.Line == k.Line {
+		return nil, fmt.Errorf("line %d: block value starts on its key's line", k.Line)
+	}
+	indent := v.Column - 1
+	var b strings.Builder
+	for i, item := range list {
+		b.WriteString(strings.Repeat(" ", indent) + "- " + e.itemText(item, like(i), ctx) + e.nl)
+	}
+	return e.splice(e.lineStarts[v.Line-1], e.blockEnd(v.Line, indent, true), b.String()), nil
+}
+
+// replaceItem sets item i of sequence seq, a scalar, to a scalar value in
+// the item's own style, leaving the rest of the list as it was.
+func (e *editor) replaceItem(seq *yaml.Node, i int, value any) ([]byte, error) {
+	item := seq.Content[i]
+	if item.Kind != yaml.ScalarNode || item.Anchor != "" || !scalarItems([]*yaml.Node{item}, []any{value}) {
+		return nil, fmt.Errorf("line %d: list item %d is not a plain value to replace", item.Line, i)
+	}
+	return e.setItems(seq, map[int]any{i: value})
+}
+
+// setItems rewrites the scalar items of seq at the given indexes, each in
+// the quoting style it has, and leaves every other byte of the list alone.
+func (e *editor) setItems(seq *yaml.Node, items map[int]any) ([]byte, error) {
+	ctx := blockSeqContext
+	if isFlow(seq) {
+		ctx = flowSeqContext
+	}
+	out := e.src
+	for i := len(seq.Content) - 1; i >= 0; i-- { // from the last, so earlier offsets hold
+		value, ok := items[i]
+		if !ok {
+			continue
+		}
+		item := seq.Content[i]
+		start, err := e.offset(item.Line, item.Column)
+		if err != nil {
+			return nil, err
+		}
+		end, err := e.scalarEnd(start, item, ctx == flowSeqContext)
+		if err != nil {
+			return nil, err
+		}
+		text := e.scalarLike(value, item, ctx)
+		out = append(append(append([]byte{}, out[:start]...), text...), out[end:]...)
+	}
+	return out, nil
+}
+
+// itemText renders a list item like the original item orig, or as a new
+// list's item when there is none.
+func (e *editor) itemText(item any, orig *yaml.Node, ctx plainContext) string {
+	if _, ok := item.(string); ok && orig != nil && orig.Kind == yaml.ScalarNode {
+		return e.scalarLike(item, orig, ctx)
+	}
+	if ctx == flowSeqContext {
+		return flowItemText(item)
+	}
+	return flowText(item)
+}
+
+// scalarItems reports whether a list of scalars is replaced by one.
+func scalarItems(nodes []*yaml.Node, list []any) bool {
+	for i, n := range nodes {
+		if n.Kind != yaml.ScalarNode || n.Anchor != "" {
+			return false
+		}
+		switch list[i].(type) {
+		case rules.Map, []any:
+			return false
+		}
+	}
+	return true
+}
+
+// sameScalar reports whether node n already holds value.
+func sameScalar(n *yaml.Node, value any) bool {
+	if s, ok := value.(string); ok {
+		return n.ShortTag() == "!!str" && n.Value == s
+	}
+	return n.ShortTag() != "!!str" && n.Value == scalarText(value)
+}
+
+// plainContext is where a scalar is written, which decides what a plain
+// scalar may contain.
+type plainContext int
+
+const (
+	blockMapContext plainContext = iota
+	blockSeqContext
+	flowMapContext
+	flowSeqContext
+)
+
+func mapContext(flow bool) plainContext {
+	if flow {
+		return flowMapContext
+	}
+	return blockMapContext
+}
+
+// scalarLike renders value in the style of the scalar orig it replaces: a
+// string keeps orig's quotes (double, single, or none where the text can
+// be read plain in ctx); anything else, and a string replacing a non-string,
+// is written as a new scalar.
+func (e *editor) scalarLike(value any, orig *yaml.Node, ctx plainContext) string {
+	s, ok := value.(string)
+	if !ok || orig.ShortTag() != "!!str" {
+		return scalarText(value)
+	}
+	switch {
+	case orig.Style&yaml.SingleQuotedStyle != 0:
+		if singleQuotable(s) {
+			return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+		}
+	case orig.Style&(yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+	default:
+		if plainReads(s, ctx) {
+			return s
+		}
+	}
+	return strconv.Quote(s)
+}
+
+// singleQuotable reports whether s can be single-quoted on one line: a
+// single-quoted scalar has no escapes, so only printable characters fit.
+func singleQuotable(s string) bool {
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// plainReads reports whether s, written plain in ctx, reads back as the
+// same string: the YAML parser decides, so every rule of plain scalars
+// (indicators, ": " and " #", flow punctuation, strings that would read as
+// numbers, booleans or null) is applied as the parser applies it.
+func plainReads(s string, ctx plainContext) bool {
+	if s == "" || strings.TrimSpace(s) != s || strings.ContainsAny(s, "\r\n\t") {
+		return false
+	}
+	doc := map[plainContext]string{
+		blockMapContext: "k: " + s + "\n",
+		blockSeqContext: "- " + s + "\n",
+		flowMapContext:  "{k: " + s + "}\n",
+		flowSeqContext:  "[" + s + "]\n",
+	}[ctx]
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &root); err != nil || len(root.Content) != 1 {
+		return false
+	}
+	c := root.Content[0]
+	var n *yaml.Node
+	switch {
+	case c.Kind == yaml.MappingNode && len(c.Content) == 2:
+		n = c.Content[1]
+	case c.Kind == yaml.SequenceNode && len(c.Content) == 1:
+		n = c.Content[0]
+	default:
+		return false
+	}
+	return n.Kind == yaml.ScalarNode && n.Style == 0 && n.ShortTag() == "!!str" && n.Value == s
 }
 
 // afterColon returns the offset just past the ':' that follows key k.
@@ -456,15 +811,20 @@ func flowText(value any) string {
 	case []any:
 		parts := make([]string, len(v))
 		for i, item := range v {
-			if s, ok := item.(string); ok {
-				parts[i] = strconv.Quote(s)
-			} else {
-				parts[i] = flowText(item)
-			}
+			parts[i] = flowItemText(item)
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	}
 	return scalarText(value)
+}
+
+// flowItemText renders an item of a new flow list: strings double-quoted,
+// as command lists are usually written (["sleep", "5"]).
+func flowItemText(item any) string {
+	if s, ok := item.(string); ok {
+		return strconv.Quote(s)
+	}
+	return flowText(item)
 }
 
 func keyText(k string) string { return scalarText(k) }

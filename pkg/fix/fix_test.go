@@ -3,8 +3,11 @@ package fix_test
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -148,8 +151,8 @@ func TestRemainingSaysWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := run(t, "hook-does-work.yaml", data, opts())
-	if res.Files[0].Changed() {
-		t.Errorf("a hook that does other work was changed:\n%s", res.Files[0].After)
+	if res.Files[0].Changed() || len(res.Edits) > 0 {
+		t.Errorf("a hook that does other work was changed (%d edits):\n%s", len(res.Edits), res.Files[0].After)
 	}
 	why := map[string]string{}
 	for _, r := range res.Remaining {
@@ -158,13 +161,211 @@ func TestRemainingSaysWhy(t *testing.T) {
 	if len(why) != 2 || !strings.Contains(why["RG102"], "--prepend-sleep") || !strings.Contains(why["RG104"], "more than sleep") {
 		t.Fatalf("remaining %v: want RG102 naming --prepend-sleep, and RG104", why)
 	}
-	o := opts()
-	o.Fix.PrependSleep = true
-	res = run(t, "hook-does-work.yaml", data, o)
-	// The hook still needs a shell, so RG104 stays.
-	if !strings.Contains(string(res.Files[0].After), `command: ["/bin/sh", "-c", "sleep 5; sleep 1 && nginx -s quit"]`) ||
-		len(res.Remaining) != 1 || res.Remaining[0].Finding.Rule.ID != "RG104" {
-		t.Errorf("--prepend-sleep: remaining %v, text:\n%s", res.Remaining, res.Files[0].After)
+}
+
+// sleepN hides the length of a prepended sleep, which the rules decide
+// (the budget less the hook's own delay), so that the tests below pin the
+// bytes fix is responsible for: the list's form and its quoting.
+var sleepN = regexp.MustCompile(`sleep [0-9]+; `)
+
+// TestPrependSleepKeepsQuoting: --prepend-sleep rewrites only the script of
+// a shell hook, in the quotes and list form it was written in.
+func TestPrependSleepKeepsQuoting(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/hook-does-work.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hook = `command: ["/bin/sh", "-c", "sleep 1 && nginx -s quit"]`
+	if !bytes.Contains(data, []byte(hook)) {
+		t.Fatalf("the fixture lacks %s", hook)
+	}
+	block := "command:\n                  - %s\n                  - %s\n                  - %s  # then quit\n"
+	for _, tc := range []struct{ name, hook, want string }{
+		{"flow, double quotes", hook, `command: ["/bin/sh", "-c", "sleep N; sleep 1 && nginx -s quit"]`},
+		{"flow, single and plain, inner spaces",
+			`command: [ sh, -c, 'sleep 1 && nginx -s quit' ]`,
+			`command: [ sh, -c, 'sleep N; sleep 1 && nginx -s quit' ]`},
+		{"block, plain",
+			fmt.Sprintf(block, "sh", "-c", "sleep 1 && nginx -s quit"),
+			fmt.Sprintf(block, "sh", "-c", "sleep N; sleep 1 && nginx -s quit")},
+		{"block, double quotes",
+			fmt.Sprintf(block, `"/bin/sh"`, `"-c"`, `"sleep 1 && nginx -s quit"`),
+			fmt.Sprintf(block, `"/bin/sh"`, `"-c"`, `"sleep N; sleep 1 && nginx -s quit"`)},
+		{"block, single quotes",
+			fmt.Sprintf(block, `'/bin/sh'`, `'-c'`, `'sleep 1 && nginx -s quit'`),
+			fmt.Sprintf(block, `'/bin/sh'`, `'-c'`, `'sleep N; sleep 1 && nginx -s quit'`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := strings.Replace(string(data), hook, strings.TrimSuffix(tc.hook, "\n"), 1)
+			o := opts()
+			o.Fix.PrependSleep = true
+			res := run(t, "hook.yaml", []byte(src), o)
+			got := sleepN.ReplaceAllString(string(res.Files[0].After), "sleep N; ")
+			want := strings.Replace(string(data), hook, strings.TrimSuffix(tc.want, "\n"), 1)
+			if got != want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+			for _, r := range res.Remaining {
+				if r.Finding.Rule.ID == "RG102" {
+					t.Errorf("RG102 remains: %s", r.Why)
+				}
+			}
+			if len(res.Edits) != 1 || !strings.HasSuffix(res.Edits[0].Path, ".exec.command[2]") && !strings.HasSuffix(res.Edits[0].Path, ".exec.command") {
+				t.Errorf("edits %+v: want the one edit of the command", res.Edits)
+			}
+		})
+	}
+}
+
+// TestEveryEditIsListed: the edits of later rounds (RG103's grace period
+// for the preStop delay RG101 added, RG305's minReadySeconds once RG201
+// added a readinessProbe) are listed like the first round's, each with the
+// line of its field before and after fixing.
+func TestEveryEditIsListed(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/follow-on.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, "follow-on.yaml", data, opts())
+	type want struct {
+		round        int
+		value        string
+		key          string // the text the field's line starts with, after fixing
+		originalLine int
+	}
+	wants := map[string]want{
+		"RG101": {0, "{sleep: {seconds: 5}}", "preStop:", 26},
+		"RG201": {0, "{tcpSocket: {port: http}, periodSeconds: 5, failureThreshold: 2}", "readinessProbe:", 26},
+		"RG103": {1, "10", "terminationGracePeriodSeconds: 10", 17},
+		"RG305": {1, "5", "minReadySeconds: 5", 11},
+	}
+	after := strings.Split(string(res.Files[0].After), "\n")
+	before := strings.Split(string(data), "\n")
+	for _, e := range res.Edits {
+		id := e.Rules[0].ID
+		w, ok := wants[id]
+		if !ok {
+			t.Errorf("unexpected edit by %s: %s", id, e.Path)
+			continue
+		}
+		delete(wants, id)
+		if e.Round != w.round || e.ValueText() != w.value || e.File != "follow-on.yaml" || e.Object.Name != "cart" {
+			t.Errorf("%s: round %d, value %s, file %s, object %s", id, e.Round, e.ValueText(), e.File, e.Object.Ref())
+		}
+		if e.Line < 1 || e.Line > len(after) || !strings.HasPrefix(strings.TrimSpace(after[e.Line-1]), w.key) {
+			t.Errorf("%s: line %d of the fixed text is not %q", id, e.Line, w.key)
+		}
+		if e.OriginalLine != w.originalLine {
+			t.Errorf("%s: original line %d (%q), want %d (%q)", id, e.OriginalLine, before[e.OriginalLine-1], w.originalLine, before[w.originalLine-1])
+		}
+	}
+	for id := range wants {
+		t.Errorf("no edit listed for %s", id)
+	}
+}
+
+// TestSameValueTwiceIsOneEdit: RG102 and RG104 both replace a hook that
+// only sleeps with the native action; the text changes once, and the one
+// edit names both rules.
+func TestSameValueTwiceIsOneEdit(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../../testdata/corpus/everything-wrong.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, "everything-wrong.yaml", data, opts())
+	var found bool
+	for _, e := range res.Edits {
+		if e.Path != "spec.template.spec.containers[0].lifecycle.preStop" {
+			continue
+		}
+		if found {
+			t.Error("the preStop edit is listed twice")
+		}
+		found = true
+		var ids []string
+		for _, r := range e.Rules {
+			ids = append(ids, r.ID)
+		}
+		if strings.Join(ids, ",") != "RG102,RG104" {
+			t.Errorf("the preStop edit names %v, want RG102 and RG104", ids)
+		}
+	}
+	if !found {
+		t.Error("no preStop edit")
+	}
+}
+
+// nativeSleepRule fires on every container and fixes it with a native
+// sleep, with the note given: it stands for a remedy that does not say
+// which Kubernetes version the sleep action needs.
+func nativeSleepRule(note string) *rules.Rule {
+	return &rules.Rule{
+		ID: "RG999", Name: "test-native-sleep", Case: rules.Case1, Severity: rules.Error,
+		Summary: "s", Rollout: "r", Why: "w", Fix: "f", Example: "e",
+		Workload: func(s rules.Settings, w *model.Workload) []rules.Finding {
+			var out []rules.Finding
+			for _, c := range w.Containers {
+				if c.Spec.Lifecycle == nil {
+					out = append(out, rules.Finding{Container: c.Spec.Name, Path: c.Path, Message: "m", Fix: "f"})
+				}
+			}
+			return out
+		},
+		Remediate: func(o rules.FixOptions, f rules.Finding) rules.Remedy {
+			return rules.Remedy{Note: note, Ops: []rules.Op{{
+				Path:  "spec.template.spec.containers[0].lifecycle.preStop",
+				Value: rules.M("sleep", rules.M("seconds", 5)),
+			}}}
+		},
+	}
+}
+
+// TestNativeSleepNotesTheFloor: an edit that writes a native sleep notes
+// that it needs Kubernetes 1.30, unless --k8s-version asked for an older
+// one or the remedy's own note says so already.
+func TestNativeSleepNotesTheFloor(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../rules/testdata/RG101/fires-no-prestop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, note string
+		minor      int
+		want       []string
+	}{
+		{"the remedy says nothing", "", 0, []string{"the native sleep action needs Kubernetes 1.30 or later (beta and on by default in 1.30, GA in 1.34); " +
+			"for older clusters, run fix with --k8s-version (e.g. 1.29) to get an exec sleep instead"}},
+		{"a newer cluster was named", "", 31, []string{"the native sleep action needs Kubernetes 1.30 or later (beta and on by default in 1.30, GA in 1.34); " +
+			"for older clusters, run fix with --k8s-version (e.g. 1.29) to get an exec sleep instead"}},
+		{"the remedy says it", "needs 1.30", 0, []string{"needs 1.30"}},
+		{"an older cluster was named", "", 29, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg, err := rules.NewRegistry(nativeSleepRule(tc.note))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := opts()
+			o.Fix.KubeMinor = tc.minor
+			res := fix.Run([]fix.Input{{Name: "x.yaml", Data: data}}, reg, o)
+			if len(res.Edits) != 1 {
+				t.Fatalf("edits %+v", res.Edits)
+			}
+			if got := res.Edits[0].Notes; !slices.Equal(got, tc.want) {
+				t.Errorf("notes %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// The registry's own RG101 fix carries the note, whoever writes it.
+	res := run(t, "x.yaml", data, opts())
+	if len(res.Edits) != 1 || !strings.Contains(strings.Join(res.Edits[0].Notes, "\n"), "1.30") {
+		t.Errorf("RG101's native sleep edit does not note Kubernetes 1.30: %+v", res.Edits)
 	}
 }
 
@@ -180,8 +381,8 @@ func TestOldKubernetesGetsExecSleep(t *testing.T) {
 	if !strings.Contains(string(res.Files[0].After), "exec:\n                command: [\"sleep\", \"5\"]") {
 		t.Errorf("want an exec sleep for 1.29:\n%s", res.Files[0].After)
 	}
-	if len(res.Applied) != 1 || !strings.Contains(res.Applied[0].Note, "1.29 has no native sleep") {
-		t.Errorf("want a note about the sleep binary, got %+v", res.Applied)
+	if len(res.Edits) != 1 || len(res.Edits[0].Notes) != 1 || !strings.Contains(res.Edits[0].Notes[0], "1.29 has no native sleep") {
+		t.Errorf("want one note, about the sleep binary, got %+v", res.Edits)
 	}
 }
 

@@ -35,6 +35,8 @@ type labFlags struct {
 	output                          string
 	report                          string
 	netns                           bool
+	observe                         string
+	probePeriod, budget             time.Duration
 }
 
 // ExitInterrupted is the exit status of a run stopped with Ctrl-C.
@@ -53,9 +55,16 @@ The sockets are real: each pod is an HTTP server on its own loopback address (12
 and a request to a pod that does not listen gets a real "connection refused". The cluster is
 modelled: a Deployment controller with Kubernetes' rounding, a kubelet that runs readiness
 probes, preStop, SIGTERM and the grace period, and one kube-proxy view of the endpoints per
-client node, each applying changes after its own delay. Every failed request is attributed
-to Case 1 or Case 2 by the same diagnosis verify uses, and checked against the lab's ground
-truth.`,
+client node, each applying changes after its own delay.
+
+Every failed request is attributed to Case 1 or Case 2 by the diagnosis verify uses, given
+only what a cluster's observers show: Pod and EndpointSlice events, and a listen prober that
+dials every pod's address each --probe-period. Nothing shows when each node's proxy applied
+a change, so the diagnosis assumes a propagation window (--budget); a failure both cases
+explain is reported as ambiguous. --observe conntrack adds the endpoint each request was
+sent to, as verify's privileged agents read it from conntrack, and makes the diagnosis
+exact. The ground truth it is checked against comes from the other side: the endpoint the
+modelled proxy picked, and that pod's own record of when it listened.`,
 		Example: `  # The four scenarios with the defaults (about 20 seconds)
   rollguard lab
 
@@ -69,7 +78,10 @@ truth.`,
   rollguard lab -o json --report lab.html > lab.json
 
   # Pods in their own network namespaces: stopped pods' addresses vanish (root)
-  sudo rollguard lab --netns`,
+  sudo rollguard lab --netns
+
+  # The diagnosis with the endpoint of every request, as privileged agents see it
+  rollguard lab --observe conntrack`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), s) },
 	}
@@ -95,6 +107,9 @@ truth.`,
 	fs.IntVar(&f.parallel, "parallel", 4, "scenarios run side by side")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fs.StringVar(&f.report, "report", "", "also write a self-contained HTML timeline of every scenario to this file")
+	fs.StringVar(&f.observe, "observe", "unprivileged", "observers the diagnosis gets: unprivileged (watches and a listen prober) or conntrack (adds each request's endpoint)")
+	fs.DurationVar(&f.probePeriod, "probe-period", 100*time.Millisecond, "how often the listen prober dials each pod: the resolution of what it sees")
+	fs.DurationVar(&f.budget, "budget", 0, "propagation window the diagnosis assumes (default: the slowest node's delay plus one probe period, as measure would find it)")
 	fs.BoolVar(&f.netns, "netns", false, "give every pod its own network namespace (Linux, root), so a stopped pod's address really vanishes and timeouts show too")
 	return cmd
 }
@@ -137,6 +152,15 @@ func (f *labFlags) scenarios() ([]lab.Scenario, bool, error) {
 	if f.readinessPeriod <= 0 {
 		return nil, false, usageError("--readiness-period %s: want more than 0", f.readinessPeriod)
 	}
+	if f.observe != "unprivileged" && f.observe != "conntrack" {
+		return nil, false, usageError("--observe %q: want unprivileged or conntrack", f.observe)
+	}
+	if f.probePeriod < 10*time.Millisecond || f.probePeriod > 5*time.Second {
+		return nil, false, usageError("--probe-period %s: want 10ms to 5s", f.probePeriod)
+	}
+	if f.budget < 0 {
+		return nil, false, usageError("--budget %s: must not be negative", f.budget)
+	}
 	surge, unavail := intstr.Parse(f.maxSurge), intstr.Parse(f.maxUnavailable)
 	for name, v := range map[string]intstr.IntOrString{"--max-surge": surge, "--max-unavailable": unavail} {
 		if v.Type == intstr.String && !percentRe.MatchString(v.StrVal) || v.Type == intstr.Int && v.IntVal < 0 {
@@ -160,6 +184,7 @@ func (f *labFlags) scenarios() ([]lab.Scenario, bool, error) {
 	base.Propagation = prop.Delays(nodes, f.seed)
 	base.ContainerStart, base.ListenDelay, base.Drain, base.Grace = f.containerStart, f.listenDelay, f.drain, f.grace
 	base.MinReady, base.Rate, base.MaxDuration, base.Mode, base.Seed = f.minReady, f.rate, f.maxDuration, mode, f.seed
+	base.Conntrack, base.ProbePeriod, base.Budget = f.observe == "conntrack", f.probePeriod, f.budget
 	if f.netns {
 		if err := lab.NetNSAvailable(); err != nil {
 			return nil, false, usageError("%v", err)

@@ -32,6 +32,9 @@ func TestLabBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"lab", "--sweep", "replicas=1..3"}, "--sweep"},
 		{[]string{"lab", "--mode", "udp"}, "--mode"},
 		{[]string{"lab", "-o", "yaml"}, "--output"},
+		{[]string{"lab", "--observe", "ebpf"}, "--observe"},
+		{[]string{"lab", "--probe-period", "1ms"}, "--probe-period"},
+		{[]string{"lab", "--budget", "-1s"}, "--budget"},
 	} {
 		_, stderr, code := rollguard(t, "", tc.args...)
 		if code != cli.ExitUsage || !strings.Contains(stderr, tc.want) {
@@ -47,7 +50,7 @@ func TestLabJSONAndReport(t *testing.T) {
 	report := filepath.Join(t.TempDir(), "lab.html")
 	out, stderr, code := rollguard(t, "", "lab", "-o", "json", "--report", report,
 		"--container-start", "300ms", "--listen-delay", "300ms", "--propagation", "50ms,150ms", "--prestop", "500ms",
-		"--readiness-period", "100ms", "--drain", "100ms", "--rate", "200")
+		"--readiness-period", "100ms", "--drain", "100ms", "--rate", "200", "--observe", "conntrack")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -60,15 +63,17 @@ func TestLabJSONAndReport(t *testing.T) {
 			Causes    map[string]int `json:"causes"`
 			Lossless  bool           `json:"lossless"`
 			Agreement float64        `json:"groundTruthAgreement"`
+			Observers string         `json:"observers"`
 			Failures  []struct {
-				Cause, GroundTruth, Rule string
+				Cause, Certainty, Rule string
+				Truth                  string `json:"groundTruth"`
 			} `json:"failures"`
 		} `json:"scenarios"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("not JSON: %v", err)
 	}
-	if r.SchemaVersion != "rollguard.io/lab/v1" || len(r.Scenarios) != 4 {
+	if r.SchemaVersion != "rollguard.io/lab/v2" || len(r.Scenarios) != 4 {
 		t.Fatalf("schema %q, %d scenarios", r.SchemaVersion, len(r.Scenarios))
 	}
 	if r.Scenarios[0].Failed == 0 || !r.Scenarios[3].Lossless {
@@ -77,6 +82,14 @@ func TestLabJSONAndReport(t *testing.T) {
 	for _, s := range r.Scenarios {
 		if s.Failed != len(s.Failures) {
 			t.Errorf("%s: %d failed, %d failures listed", s.Name, s.Failed, len(s.Failures))
+		}
+		if !strings.Contains(s.Observers, "conntrack") {
+			t.Errorf("%s: observers %q, want conntrack named", s.Name, s.Observers)
+		}
+		for _, f := range s.Failures {
+			if f.Certainty != "exact" || f.Cause != f.Truth {
+				t.Errorf("%s: with conntrack, a failure %s (%s) against ground truth %s", s.Name, f.Cause, f.Certainty, f.Truth)
+			}
 		}
 	}
 	if data, err := os.ReadFile(report); err != nil || !strings.Contains(string(data), "rollguard lab") {

@@ -1,10 +1,17 @@
 // Package diagnose implements the attribution of each failed request to
-// its cause: Case 1 (it reached a pod that had stopped listening after its
-// deletion, while the client's node still routed to it), Case 2 (it reached
-// a pod that was in the endpoints before it listened), or other. It reads
-// only what a real cluster also shows: the request's time, client node and
-// error class, and the timeline. It never reads which endpoint a request
-// went to, so that verify can use it unchanged.
+// its cause: Case 1 (it was sent to a pod that had been deleted and had
+// stopped accepting connections, while the client's node still routed to
+// it), Case 2 (it was sent to a pod that was in the endpoints before it
+// accepted connections), or other.
+//
+// It reads only what a real cluster's observers give (timeline kinds for
+// which Kind.Observed is true): Pod and EndpointSlice watches, a listen
+// prober's looks at each pod's address, and, when an agent may read
+// conntrack, the endpoint each request was sent to. When nothing shows when
+// a node's kube-proxy applied an endpoint change, a propagation window (the
+// budget) stands in for it. Each attribution says which signals decided it
+// and how sure it is; a failure that two causes explain equally is reported
+// as ambiguous, never given to one of them.
 package diagnose
 
 import (
@@ -22,152 +29,260 @@ type Cause string
 
 // The causes.
 const (
-	Case1 Cause = "case1"
-	Case2 Cause = "case2"
-	Other Cause = "other"
+	Case1     Cause = "case1"
+	Case2     Cause = "case2"
+	Ambiguous Cause = "ambiguous" // both cases explain it
+	Other     Cause = "other"
 )
+
+// Certainty says how an attribution was reached.
+type Certainty string
+
+// The certainties.
+const (
+	// Exact: conntrack named the pod the request was sent to.
+	Exact Certainty = "exact"
+	// Inferred: only pods of one cause could have received the request.
+	Inferred Certainty = "inferred"
+	// Unexplained: no pod that could have received it was down.
+	Unexplained Certainty = "unexplained"
+)
+
+// Options are what the diagnosis needs besides the events.
+type Options struct {
+	// Budget is how long a node may take to apply an endpoint change:
+	// measured by `rollguard measure`, or configured. A node may still
+	// send to a removed endpoint, and may not yet send to an added one,
+	// until that long after the change was observed.
+	Budget time.Duration
+	// Rule names the rollguard rule whose fix prevents a cause on a pod,
+	// from what its spec has (the rules registry decides, not this
+	// package); nil leaves rules out.
+	Rule func(cause Cause, pod PodSpec) string
+	// Start is the run's time zero, used only to write evidence as offsets.
+	Start time.Time
+}
+
+// PodSpec is what a Pod watch shows of a pod's spec that bears on the
+// two cases.
+type PodSpec struct {
+	Name string
+	// PreStop is the preStop delay; Readiness is true when a
+	// readinessProbe checks the served port.
+	PreStop   time.Duration
+	Readiness bool
+}
 
 // Attribution is the diagnosis of one failed request.
 type Attribution struct {
-	Seq   int64         `json:"seq"`
-	At    time.Time     `json:"at"`
-	Node  int           `json:"node"`
-	Class traffic.Class `json:"class"`
-	Cause Cause         `json:"cause"`
-	// Pods are the endpoints in the node's view that explain the failure.
-	Pods []string `json:"pods,omitempty"`
-	// Ambiguous is set when the node's view held pods of both cases; the
-	// larger group decides.
-	Ambiguous bool `json:"ambiguous,omitempty"`
+	Seq       int64         `json:"seq"`
+	At        time.Time     `json:"at"`
+	Node      int           `json:"node"`
+	Class     traffic.Class `json:"class"`
+	Cause     Cause         `json:"cause"`
+	Certainty Certainty     `json:"certainty"`
+	// Pods are the pods that explain the failure; for an ambiguous one,
+	// Case1Pods and Case2Pods are the two explanations.
+	Pods      []string `json:"pods,omitempty"`
+	Case1Pods []string `json:"case1Pods,omitempty"`
+	Case2Pods []string `json:"case2Pods,omitempty"`
 	// Rule is the rollguard rule whose fix prevents this failure.
-	Rule     string `json:"rule,omitempty"`
-	Evidence string `json:"evidence"`
+	Rule string `json:"rule,omitempty"`
+	// Signals lists the observers whose events decided it.
+	Signals  []string `json:"signals"`
+	Evidence string   `json:"evidence"`
 }
 
 // Result is the diagnosis of a run.
 type Result struct {
-	Attributions []Attribution  `json:"attributions"`
-	Counts       map[Cause]int  `json:"counts"`
-	ByRule       map[string]int `json:"byRule"`
-	Ambiguous    int            `json:"ambiguous"`
+	Attributions []Attribution     `json:"attributions"`
+	Counts       map[Cause]int     `json:"counts"`
+	ByCertainty  map[Certainty]int `json:"byCertainty"`
+	ByRule       map[string]int    `json:"byRule"`
+	// Signals are the observers whose events were given.
+	Signals map[string]bool `json:"signals"`
 }
 
-type podState struct {
-	name                                        string
-	created, listening, deleted, closed, exited time.Time
-	preStop                                     time.Duration
-	readiness                                   bool
+// pod is what the observers showed of one pod.
+type pod struct {
+	spec PodSpec
+	// deleted: deletion observed; ready: first ready endpoint observed;
+	// exited: its container's termination observed.
+	deleted, ready, exited time.Time
+	// looks are the prober's changes, in time order.
+	looks []timeline.Event
 }
 
-// Diagnose attributes each failed record. start is the run's time zero,
-// used only to write evidence as offsets.
-func Diagnose(events []timeline.Event, failures []traffic.Record, start time.Time) Result {
+// possibly says whether the prober's looks allow that the pod was
+// accepting, and refusing, at t. A look reports a change that happened
+// after the previous look (Since): between the two, both states are
+// possible; before the first look nothing is known.
+func (p *pod) possibly(t time.Time) (accepting, refusing bool) {
+	var prev, next *timeline.Event
+	for i := range p.looks {
+		if p.looks[i].At.After(t) {
+			next = &p.looks[i]
+			break
+		}
+		prev = &p.looks[i]
+	}
+	switch {
+	case prev == nil:
+		return true, true
+	case next == nil || !t.After(next.Since):
+		return prev.Kind == timeline.PodAccepting, prev.Kind == timeline.PodRefusing
+	default:
+		return true, true
+	}
+}
+
+// Diagnose attributes each failed request.
+func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) Result {
+	res := Result{Counts: map[Cause]int{}, ByCertainty: map[Certainty]int{}, ByRule: map[string]int{}, Signals: map[string]bool{}}
 	events = append([]timeline.Event(nil), events...)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].At.Before(events[j].At) })
-	pods := map[string]*podState{}
-	state := func(name string) *podState {
+	pods := map[string]*pod{}
+	get := func(name string) *pod {
 		if pods[name] == nil {
-			pods[name] = &podState{name: name}
+			pods[name] = &pod{spec: PodSpec{Name: name}}
 		}
 		return pods[name]
 	}
-	perNode := map[int][]timeline.Event{}
-	var global []timeline.Event
+	tracked := map[int64]timeline.Event{}
 	for _, e := range events {
-		p := state(e.Pod)
+		if !e.Kind.Observed() {
+			continue // the lab's model knows more than any cluster shows
+		}
+		p := get(e.Pod)
 		switch e.Kind {
 		case timeline.PodCreated:
-			p.created, p.preStop, p.readiness = e.At, e.PreStop, e.Readiness
-		case timeline.PodListening:
-			p.listening = e.At
+			p.spec.PreStop, p.spec.Readiness = e.PreStop, e.Readiness
+			res.Signals["watch"] = true
 		case timeline.PodDeleted:
-			p.deleted = e.At
-		case timeline.PodClosed:
-			p.closed = e.At
+			if p.deleted.IsZero() {
+				p.deleted = e.At
+			}
 		case timeline.PodExited:
-			p.exited = e.At
-		case timeline.NodeAdded, timeline.NodeRemoved:
-			perNode[e.Node] = append(perNode[e.Node], e)
-		case timeline.EndpointAdded, timeline.EndpointRemoved:
-			global = append(global, e)
+			if p.exited.IsZero() {
+				p.exited = e.At
+			}
+		case timeline.EndpointAdded:
+			if p.ready.IsZero() {
+				p.ready = e.At
+			}
+			res.Signals["watch"] = true
+		case timeline.PodAccepting, timeline.PodRefusing:
+			p.looks = append(p.looks, e)
+			res.Signals["prober"] = true
+		case timeline.ConnTracked:
+			tracked[e.Seq] = e
+			res.Signals["conntrack"] = true
 		}
 	}
-	res := Result{Counts: map[Cause]int{}, ByRule: map[string]int{}}
-	rel := func(t time.Time) string { return fmt.Sprintf("+%.2fs", t.Sub(start).Seconds()) }
+	names := make([]string, 0, len(pods))
+	for n := range pods {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	rel := func(t time.Time) string { return fmt.Sprintf("+%.2fs", t.Sub(opts.Start).Seconds()) }
+
 	for _, r := range failures {
-		// The node's view of the endpoints when the request left: from its
-		// own apply events where the timeline has them, else the Service's.
-		view := perNode[r.Node]
-		added, removed := timeline.NodeAdded, timeline.NodeRemoved
-		if len(view) == 0 {
-			view, added, removed = global, timeline.EndpointAdded, timeline.EndpointRemoved
-		}
-		in := map[string]time.Time{}
-		for _, e := range view {
-			if e.At.After(r.Start) {
-				break
-			}
-			switch e.Kind {
-			case added:
-				in[e.Pod] = e.At
-			case removed:
-				delete(in, e.Pod)
-			}
-		}
+		a := Attribution{Seq: r.Seq, At: r.Start, Node: r.Node, Class: r.Class, Cause: Other, Certainty: Unexplained}
 		end := FailedAt(r)
-		var dead, early []string
-		for name := range in {
-			p := pods[name]
-			closedBy := func(t time.Time) bool {
-				return !p.closed.IsZero() && !p.closed.After(t) || !p.exited.IsZero() && !p.exited.After(t)
-			}
+		if tr, ok := tracked[r.Seq]; ok {
+			p := get(tr.Pod)
+			a.Certainty, a.Pods, a.Signals = Exact, []string{tr.Pod}, []string{"conntrack", "watch", "prober"}
 			switch {
-			case !p.deleted.IsZero() && !p.deleted.After(end) && closedBy(end):
-				dead = append(dead, name)
-			case !closedBy(r.Start) && (p.listening.IsZero() || p.listening.After(r.Start)):
-				early = append(early, name)
+			case gone(p, r.Start, end):
+				a.Cause = Case1
+				a.Evidence = fmt.Sprintf("sent to %s (conntrack), deleted at %s and no longer accepting", tr.Pod, rel(p.deleted))
+			case early(p, r.Start):
+				a.Cause = Case2
+				a.Evidence = fmt.Sprintf("sent to %s (conntrack), not yet accepting; in the endpoints since %s", tr.Pod, rel(p.ready))
+			default:
+				a.Evidence = fmt.Sprintf("sent to %s (conntrack), which was accepting connections", tr.Pod)
+			}
+		} else {
+			var dead, new []string
+			for _, name := range names {
+				p := pods[name]
+				// Case 1: deleted, maybe still in this node's rules, and
+				// maybe no longer accepting when the request failed.
+				if !p.deleted.IsZero() && !p.deleted.After(end) && !r.Start.After(p.deleted.Add(opts.Budget)) && gone(p, r.Start, end) {
+					dead = append(dead, name)
+					continue
+				}
+				// Case 2: in the endpoints, maybe already in this node's
+				// rules, and maybe not yet accepting when the request left.
+				if !p.ready.IsZero() && !p.ready.After(r.Start) && early(p, r.Start) {
+					new = append(new, name)
+				}
+			}
+			a.Signals = []string{"watch", "prober", "budget"}
+			switch {
+			case len(dead) > 0 && len(new) > 0:
+				a.Cause, a.Certainty, a.Case1Pods, a.Case2Pods = Ambiguous, Inferred, dead, new
+				a.Evidence = fmt.Sprintf("node %d may still have routed to %s (deleted, not accepting) or already to %s (not yet accepting)",
+					r.Node, strings.Join(dead, ", "), strings.Join(new, ", "))
+			case len(dead) > 0:
+				p := pods[dead[0]]
+				a.Cause, a.Certainty, a.Pods = Case1, Inferred, dead
+				a.Evidence = fmt.Sprintf("node %d may still have routed to %s: deleted at %s (within the %s budget), not accepting",
+					r.Node, strings.Join(dead, ", "), rel(p.deleted), opts.Budget)
+			case len(new) > 0:
+				p := pods[new[0]]
+				a.Cause, a.Certainty, a.Pods = Case2, Inferred, new
+				a.Evidence = fmt.Sprintf("node %d may have routed to %s: in the endpoints since %s, not yet accepting",
+					r.Node, strings.Join(new, ", "), rel(p.ready))
+			default:
+				a.Evidence = "no pod the node could have routed to was down"
 			}
 		}
-		sort.Strings(dead)
-		sort.Strings(early)
-		a := Attribution{Seq: r.Seq, At: r.Start, Node: r.Node, Class: r.Class, Cause: Other}
-		switch {
-		case len(dead) > 0 && len(dead) >= len(early):
-			a.Cause, a.Pods, a.Ambiguous = Case1, dead, len(early) > 0
-			p := pods[dead[0]]
-			a.Rule = "RG101"
-			if p.preStop > 0 {
-				a.Rule = "RG102"
-			}
-			a.Evidence = fmt.Sprintf("node %d still routed to %s: deleted at %s, stopped listening at %s", r.Node,
-				strings.Join(dead, ", "), rel(p.deleted), rel(firstSet(p.closed, p.exited)))
-		case len(early) > 0:
-			a.Cause, a.Pods, a.Ambiguous = Case2, early, len(dead) > 0
-			p := pods[early[0]]
-			a.Rule = "RG201"
-			if p.readiness {
-				a.Rule = "RG202"
-			}
-			listen := "never listened"
-			if !p.listening.IsZero() {
-				listen = "listened only at " + rel(p.listening)
-			}
-			a.Evidence = fmt.Sprintf("node %d routed to %s from %s; it %s", r.Node, strings.Join(early, ", "), rel(in[early[0]]), listen)
-		case len(in) == 0:
-			a.Evidence = fmt.Sprintf("node %d had no endpoints", r.Node)
-		default:
-			a.Evidence = "every endpoint in the node's view was listening"
-		}
-		if a.Ambiguous {
-			res.Ambiguous++
+		if opts.Rule != nil && (a.Cause == Case1 || a.Cause == Case2) {
+			a.Rule = opts.Rule(a.Cause, get(a.Pods[0]).spec)
 		}
 		res.Counts[a.Cause]++
+		res.ByCertainty[a.Certainty]++
 		if a.Rule != "" {
 			res.ByRule[a.Rule]++
 		}
 		res.Attributions = append(res.Attributions, a)
 	}
 	return res
+}
+
+// gone: the pod was deleted by the time the request failed, and the
+// prober allows that it no longer accepted connections then. A pod whose
+// deletion came after the failure is not a Case 1 pod.
+func gone(p *pod, start, end time.Time) bool {
+	if p.deleted.IsZero() || p.deleted.After(end) {
+		return false
+	}
+	if !p.exited.IsZero() && !p.exited.After(end) {
+		return true // its container had terminated
+	}
+	_, refusing := p.possibly(end)
+	return refusing
+}
+
+// early: the pod was not deleted when the request left, and the prober
+// allows that it was not accepting yet: it has not been seen accepting
+// before. The guard on deletion keeps a pod that had already closed for
+// good out of Case 2.
+func early(p *pod, start time.Time) bool {
+	if !p.deleted.IsZero() && !p.deleted.After(start) {
+		return false
+	}
+	if p.spec.Readiness {
+		return false // readiness on the served port passed: it was accepting
+	}
+	for _, l := range p.looks {
+		if l.Kind == timeline.PodAccepting && !l.At.After(start) {
+			return false // seen accepting before the request
+		}
+	}
+	_, refusing := p.possibly(start)
+	return refusing
 }
 
 // FailedAt is when a request failed: at its start for a refused or
@@ -180,13 +295,4 @@ func FailedAt(r traffic.Record) time.Time {
 		return r.Intended.Add(r.Latency)
 	}
 	return r.Start
-}
-
-func firstSet(ts ...time.Time) time.Time {
-	for _, t := range ts {
-		if !t.IsZero() {
-			return t
-		}
-	}
-	return time.Time{}
 }

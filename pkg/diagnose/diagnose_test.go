@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/rollguard/rollguard/pkg/diagnose"
-	"github.com/rollguard/rollguard/pkg/rules"
 	"github.com/rollguard/rollguard/pkg/timeline"
 	"github.com/rollguard/rollguard/pkg/traffic"
 )
@@ -14,110 +13,181 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func at(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 
-func ev(s float64, kind timeline.Kind, pod string, node int) timeline.Event {
-	return timeline.Event{At: at(s), Kind: kind, Pod: pod, Node: node}
+func ev(s float64, kind timeline.Kind, pod string) timeline.Event {
+	return timeline.Event{At: at(s), Kind: kind, Pod: pod, Node: -1}
 }
 
-// A rolling step seen from one node that applies changes 1s late: old is
-// deleted and closes at 2s; new is added at 2s and listens at 4s.
+// look is a prober event: the change happened in (since, s].
+func look(s, since float64, kind timeline.Kind, pod string) timeline.Event {
+	e := timeline.Event{At: at(s), Kind: kind, Pod: pod, Node: 0}
+	if since >= 0 {
+		e.Since = at(since)
+	}
+	return e
+}
+
+// step is one rolling step as a cluster's observers see it, with a
+// prober looking every 0.1s: old is deleted at 2s and stops accepting at
+// once; new is ready at 2s (no readinessProbe) and accepts from 4s.
 var step = []timeline.Event{
 	{At: at(0), Kind: timeline.PodCreated, Pod: "old", Node: -1},
-	ev(0, timeline.PodListening, "old", -1),
-	ev(0, timeline.NodeAdded, "old", 0),
-	{At: at(1), Kind: timeline.PodCreated, Pod: "new", Node: -1, Readiness: false},
-	ev(2, timeline.PodDeleted, "old", -1),
-	ev(2, timeline.PodClosed, "old", -1),
-	ev(2, timeline.EndpointRemoved, "old", -1),
-	ev(2, timeline.EndpointAdded, "new", -1),
-	ev(3, timeline.NodeRemoved, "old", 0),
-	ev(3, timeline.NodeAdded, "new", 0),
-	ev(4, timeline.PodListening, "new", -1),
+	ev(0, timeline.EndpointAdded, "old"),
+	look(0.05, -1, timeline.PodAccepting, "old"),
+	{At: at(1), Kind: timeline.PodCreated, Pod: "new", Node: -1},
+	look(1.05, -1, timeline.PodRefusing, "new"),
+	ev(2, timeline.PodDeleted, "old"),
+	ev(2, timeline.EndpointTerminating, "old"),
+	ev(2, timeline.EndpointAdded, "new"),
+	look(2.05, 1.95, timeline.PodRefusing, "old"),
+	look(4.05, 3.95, timeline.PodAccepting, "new"),
 }
 
 func rec(seq int64, start float64, class traffic.Class) traffic.Record {
 	return traffic.Record{Seq: seq, Node: 0, Intended: at(start), Start: at(start), Class: class}
 }
 
+func opts(budget float64) diagnose.Options {
+	return diagnose.Options{Budget: time.Duration(budget * float64(time.Second)), Start: t0,
+		Rule: func(c diagnose.Cause, p diagnose.PodSpec) string { return string(c) + ":" + p.Name }}
+}
+
 func TestDiagnose(t *testing.T) {
 	t.Parallel()
-	reset := rec(4, 1.9, traffic.Reset)
-	reset.Latency = 200 * time.Millisecond // cut at 2.1s, after old closed
-	res := diagnose.Diagnose(step, []traffic.Record{
-		rec(1, 2.5, traffic.Refused), // node still routes to old, which has closed
-		rec(2, 3.5, traffic.Refused), // node routes to new, which does not listen yet
-		rec(3, 1.0, traffic.Refused), // old listening: nothing explains it
-		reset,
-	}, t0)
-	want := []struct {
-		cause diagnose.Cause
-		rule  string
-	}{{diagnose.Case1, "RG101"}, {diagnose.Case2, "RG201"}, {diagnose.Other, ""}, {diagnose.Case1, "RG101"}}
+	reset := rec(5, 1.9, traffic.Reset)
+	reset.Latency = 1100 * time.Millisecond // cut at 3.0s, old closed, past new's readiness
+	for _, tc := range []struct {
+		name      string
+		r         traffic.Record
+		budget    float64
+		cause     diagnose.Cause
+		certainty diagnose.Certainty
+		rule      string
+	}{
+		{"within the budget after old's deletion, new not yet accepting: both explain it", rec(1, 2.5, traffic.Refused), 1, diagnose.Ambiguous, diagnose.Inferred, ""},
+		{"past the budget: only new explains it", rec(2, 3.5, traffic.Refused), 1, diagnose.Case2, diagnose.Inferred, "case2:new"},
+		{"before the rollout: nothing explains it", rec(3, 1.0, traffic.Refused), 1, diagnose.Other, diagnose.Unexplained, ""},
+		{"after new accepts, past the budget: nothing", rec(4, 4.5, traffic.Refused), 1, diagnose.Other, diagnose.Unexplained, ""},
+		{"a reset made before new was ready, cut after old closed", reset, 2, diagnose.Case1, diagnose.Inferred, "case1:old"},
+	} {
+		res := diagnose.Diagnose(step, []traffic.Record{tc.r}, opts(tc.budget))
+		a := res.Attributions[0]
+		if a.Cause != tc.cause || a.Certainty != tc.certainty || a.Rule != tc.rule || a.Evidence == "" {
+			t.Errorf("%s: got %s %s rule %q (%s)", tc.name, a.Cause, a.Certainty, a.Rule, a.Evidence)
+		}
+		if a.Cause == diagnose.Ambiguous && (len(a.Case1Pods) != 1 || len(a.Case2Pods) != 1) {
+			t.Errorf("%s: an ambiguous failure names both explanations, got %v and %v", tc.name, a.Case1Pods, a.Case2Pods)
+		}
+	}
+}
+
+// TestCase1Only: a step where new has a readinessProbe (ready means it was
+// accepting) leaves only old to explain a failure after the deletion.
+func TestCase1Only(t *testing.T) {
+	t.Parallel()
+	events := append([]timeline.Event(nil), step...)
+	events[3].Readiness = true
+	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.Refused), rec(2, 3.5, traffic.Refused)}, opts(1))
+	if a := res.Attributions[0]; a.Cause != diagnose.Case1 || a.Rule != "case1:old" {
+		t.Errorf("within the budget: got %s %q (%s)", a.Cause, a.Rule, a.Evidence)
+	}
+	if a := res.Attributions[1]; a.Cause != diagnose.Other {
+		t.Errorf("past the budget: got %s (%s)", a.Cause, a.Evidence)
+	}
+}
+
+// TestConntrackIsExact: conntrack names the pod, so the same request that
+// was ambiguous is attributed exactly, either way.
+func TestConntrackIsExact(t *testing.T) {
+	t.Parallel()
+	events := append([]timeline.Event(nil), step...)
+	events = append(events,
+		timeline.Event{At: at(2.5), Kind: timeline.ConnTracked, Pod: "old", Node: 0, Seq: 1},
+		timeline.Event{At: at(2.6), Kind: timeline.ConnTracked, Pod: "new", Node: 0, Seq: 2},
+		timeline.Event{At: at(4.5), Kind: timeline.ConnTracked, Pod: "new", Node: 0, Seq: 3})
+	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.Refused), rec(2, 2.6, traffic.Refused), rec(3, 4.5, traffic.Refused)}, opts(1))
+	want := []diagnose.Cause{diagnose.Case1, diagnose.Case2, diagnose.Other}
 	for i, a := range res.Attributions {
-		if a.Cause != want[i].cause || a.Rule != want[i].rule || a.Evidence == "" {
-			t.Errorf("request %d: %s %s (%s), want %s %s", a.Seq, a.Cause, a.Rule, a.Evidence, want[i].cause, want[i].rule)
+		if a.Cause != want[i] || a.Certainty != diagnose.Exact {
+			t.Errorf("request %d: %s %s, want %s exact (%s)", a.Seq, a.Cause, a.Certainty, want[i], a.Evidence)
 		}
 	}
-	if res.Counts[diagnose.Case1] != 2 || res.Counts[diagnose.Case2] != 1 || res.Ambiguous != 0 {
-		t.Errorf("counts %v, ambiguous %d", res.Counts, res.Ambiguous)
+	if !res.Signals["conntrack"] || res.ByCertainty[diagnose.Exact] != 3 {
+		t.Errorf("signals %v, certainties %v", res.Signals, res.ByCertainty)
 	}
 }
 
-func TestDiagnoseAmbiguousAndEmpty(t *testing.T) {
+// TestDeletedPodIsNotEarly: a pod deleted before it ever accepted, and past
+// the budget, explains nothing; without the guard on deletion it would be
+// taken for a pod that joined the endpoints early.
+func TestDeletedPodIsNotEarly(t *testing.T) {
 	t.Parallel()
-	events := append(append([]timeline.Event{}, step...),
-		ev(5, timeline.PodDeleted, "new", -1), ev(5, timeline.PodClosed, "new", -1),
-		ev(5, timeline.NodeAdded, "newer", 0), ev(5.5, timeline.NodeAdded, "newest", 0),
-		ev(9, timeline.NodeRemoved, "new", 0), ev(9, timeline.NodeRemoved, "newer", 0), ev(9, timeline.NodeRemoved, "newest", 0),
-	)
-	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 6, traffic.Refused), rec(2, 9.5, traffic.Refused)}, t0)
-	a := res.Attributions[0]
-	if a.Cause != diagnose.Case2 || !a.Ambiguous || len(a.Pods) != 2 {
-		t.Errorf("two not-listening pods and one closed one: got %s ambiguous=%v pods=%v", a.Cause, a.Ambiguous, a.Pods)
+	events := []timeline.Event{
+		{At: at(0), Kind: timeline.PodCreated, Pod: "broken", Node: -1},
+		look(0.05, -1, timeline.PodRefusing, "broken"),
+		ev(1, timeline.EndpointAdded, "broken"),
+		ev(2, timeline.PodDeleted, "broken"),
 	}
-	if b := res.Attributions[1]; b.Cause != diagnose.Other || b.Evidence != "node 0 had no endpoints" {
-		t.Errorf("empty view: %s %q", b.Cause, b.Evidence)
+	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 4, traffic.Refused)}, opts(1))
+	if a := res.Attributions[0]; a.Cause != diagnose.Other {
+		t.Errorf("got %s (%s)", a.Cause, a.Evidence)
 	}
 }
 
-// TestDiagnoseFallsBackToServiceEndpoints: without per-node events (what a
-// real cluster's watch gives), the Service's own changes are the view.
-func TestDiagnoseFallsBackToServiceEndpoints(t *testing.T) {
+// TestModelEventsAreNotRead feeds only what the lab's model alone knows
+// (when apps really listened and closed, when each node applied a change):
+// no cluster shows it, so the diagnosis must explain nothing with it.
+func TestModelEventsAreNotRead(t *testing.T) {
 	t.Parallel()
-	var global []timeline.Event
-	for _, e := range step {
-		if e.Node < 0 {
-			global = append(global, e)
+	model := []timeline.Event{
+		ev(0, timeline.PodListening, "old"),
+		{At: at(0), Kind: timeline.NodeAdded, Pod: "old", Node: 0},
+		ev(2, timeline.PodSIGTERM, "old"),
+		ev(2, timeline.PodClosed, "old"),
+		{At: at(3), Kind: timeline.NodeRemoved, Pod: "old", Node: 0},
+		{At: at(3), Kind: timeline.NodeAdded, Pod: "new", Node: 0},
+		ev(4, timeline.PodListening, "new"),
+	}
+	res := diagnose.Diagnose(model, []traffic.Record{rec(1, 2.5, traffic.Refused), rec(2, 3.5, traffic.Refused)}, opts(1))
+	for _, a := range res.Attributions {
+		if a.Cause != diagnose.Other {
+			t.Errorf("request %d attributed to %s from model-only events (%s)", a.Seq, a.Cause, a.Evidence)
 		}
 	}
-	global = append(global, ev(0, timeline.EndpointAdded, "old", -1))
-	res := diagnose.Diagnose(global, []traffic.Record{rec(1, 2.5, traffic.Refused)}, t0)
-	if a := res.Attributions[0]; a.Cause != diagnose.Case2 {
-		t.Errorf("by the Service's view at 2.5s only new is an endpoint, not listening: got %s (%s)", a.Cause, a.Evidence)
+	if len(res.Signals) != 0 {
+		t.Errorf("signals %v: model events are no observer's", res.Signals)
 	}
 }
 
-// TestRulesAreRegistered: every rule the diagnosis names exists in the
-// registry and is about the cause it was named for; pods with a preStop
-// or a readinessProbe point at the "too short" and "wrong port" rules.
-func TestRulesAreRegistered(t *testing.T) {
+func TestFailedAt(t *testing.T) {
 	t.Parallel()
-	reg := rules.Default()
-	for _, withSpec := range []bool{false, true} {
-		events := append([]timeline.Event{}, step...)
-		if withSpec {
-			events[0].PreStop = time.Second
-			events[3].Readiness = true
-		}
-		res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.Refused), rec(2, 3.5, traffic.Refused)}, t0)
-		want := map[bool][2]string{false: {"RG101", "RG201"}, true: {"RG102", "RG202"}}[withSpec]
-		for i, a := range res.Attributions {
-			if a.Rule != want[i] {
-				t.Errorf("spec %v: %s names %s, want %s", withSpec, a.Cause, a.Rule, want[i])
-			}
-			r := reg.Lookup(a.Rule)
-			if r == nil || string(r.Case) != string(a.Cause) {
-				t.Errorf("%s is not a registered rule of %s", a.Rule, a.Cause)
-			}
-		}
+	r := rec(1, 1, traffic.Refused)
+	r.Latency = time.Second
+	if !diagnose.FailedAt(r).Equal(at(1)) {
+		t.Error("a refused connection fails when it starts")
+	}
+	r.Class = traffic.Reset
+	if !diagnose.FailedAt(r).Equal(at(2)) {
+		t.Error("a reset fails when it is cut")
+	}
+}
+
+// TestExitedIsGone: a pod whose container the watch saw terminate no
+// longer accepts, whatever the prober last saw (its address may simply
+// stop answering, which the prober does not count).
+func TestExitedIsGone(t *testing.T) {
+	t.Parallel()
+	events := []timeline.Event{
+		{At: at(0), Kind: timeline.PodCreated, Pod: "old", Node: -1, Readiness: true},
+		ev(0, timeline.EndpointAdded, "old"),
+		look(0.05, -1, timeline.PodAccepting, "old"),
+		ev(2, timeline.PodDeleted, "old"),
+		ev(2.2, timeline.PodExited, "old"),
+	}
+	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.ConnectTimeout), rec(2, 2.1, traffic.ConnectTimeout)}, opts(1))
+	if a := res.Attributions[0]; a.Cause != diagnose.Case1 {
+		t.Errorf("after the exit: got %s (%s)", a.Cause, a.Evidence)
+	}
+	if a := res.Attributions[1]; a.Cause != diagnose.Other {
+		t.Errorf("before the exit, seen accepting: got %s (%s)", a.Cause, a.Evidence)
 	}
 }

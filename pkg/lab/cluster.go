@@ -37,6 +37,11 @@ type cluster struct {
 	stop     context.CancelFunc
 
 	nodes []*proxyNode
+
+	// onPod is told each new pod's address (the prober watches it);
+	// tracked, when set, each request's endpoint (conntrack).
+	onPod   func(name, addr string)
+	tracked func(at time.Time, node int, seq int64, pod string)
 }
 
 type pod struct {
@@ -50,6 +55,10 @@ type pod struct {
 	exited   bool
 	listener net.Listener
 	srv      *http.Server
+	// listened and closed are the server's own record of when it
+	// accepted connections: the ground truth, which shares nothing with
+	// what the observers see.
+	listened, closed time.Time
 }
 
 // proxyNode is one client node's kube-proxy: its own copy of the endpoints.
@@ -57,13 +66,34 @@ type proxyNode struct {
 	id    int
 	lag   time.Duration
 	mu    sync.Mutex
-	eps   []*pod
+	eps   []*endpoint
 	queue chan endpointChange
 }
 
+// endpoint is one pod in a node's copy of the EndpointSlice.
+type endpoint struct {
+	p              *pod
+	ready, serving bool
+}
+
+// endpointOp is a change to a pod's endpoint, as the EndpointSlice
+// controller makes it: added ready; terminating (not ready, still serving);
+// no longer serving (its readiness probe fails while it terminates); removed.
+type endpointOp int
+
+const (
+	opAdd endpointOp = iota
+	opTerminate
+	opUnserve
+	opRemove
+)
+
+var opKinds = map[endpointOp]timeline.Kind{opAdd: timeline.EndpointAdded, opTerminate: timeline.EndpointTerminating,
+	opUnserve: timeline.EndpointNotServing, opRemove: timeline.EndpointRemoved}
+
 type endpointChange struct {
 	p     *pod
-	add   bool
+	op    endpointOp
 	apply time.Time
 }
 
@@ -107,21 +137,56 @@ func (c *cluster) runProxy(n *proxyNode) {
 				}
 			}
 			n.mu.Lock()
-			if ch.add {
-				n.eps = append(n.eps, ch.p)
+			n.apply(ch)
+			n.mu.Unlock()
+			switch ch.op {
+			case opAdd:
 				c.tl.Add(timeline.Event{At: time.Now(), Kind: timeline.NodeAdded, Pod: ch.p.name, Node: n.id})
-			} else {
-				for i, q := range n.eps {
-					if q == ch.p {
-						n.eps = append(n.eps[:i:i], n.eps[i+1:]...)
-						break
-					}
-				}
+			case opRemove:
 				c.tl.Add(timeline.Event{At: time.Now(), Kind: timeline.NodeRemoved, Pod: ch.p.name, Node: n.id})
 			}
-			n.mu.Unlock()
 		}
 	}
+}
+
+// apply changes the node's copy of the endpoints. Called with n.mu held.
+func (n *proxyNode) apply(ch endpointChange) {
+	for i, e := range n.eps {
+		if e.p != ch.p {
+			continue
+		}
+		switch ch.op {
+		case opTerminate:
+			e.ready = false
+		case opUnserve:
+			e.serving = false
+		case opRemove:
+			n.eps = append(n.eps[:i:i], n.eps[i+1:]...)
+		}
+		return
+	}
+	if ch.op == opAdd {
+		n.eps = append(n.eps, &endpoint{p: ch.p, ready: true, serving: true})
+	}
+}
+
+// targets is what kube-proxy sends new connections to: the ready
+// endpoints, or, when there is none, the serving ones that are
+// terminating (its fallback since Kubernetes 1.26). Called with n.mu held.
+func (n *proxyNode) targets() []*pod {
+	var ready, serving []*pod
+	for _, e := range n.eps {
+		switch {
+		case e.ready:
+			ready = append(ready, e.p)
+		case e.serving:
+			serving = append(serving, e.p)
+		}
+	}
+	if len(ready) > 0 {
+		return ready
+	}
+	return serving
 }
 
 // errNoEndpoints is what kube-proxy's REJECT rule gives a client when a
@@ -134,12 +199,16 @@ func (c *cluster) dial(ctx context.Context, node int, seq int64) (net.Conn, traf
 	n := c.nodes[node]
 	n.mu.Lock()
 	at := time.Now()
-	if len(n.eps) == 0 {
+	eps := n.targets()
+	if len(eps) == 0 {
 		n.mu.Unlock()
 		return nil, traffic.Pick{At: at}, errNoEndpoints
 	}
-	p := n.eps[pickIndex(c.sc.Seed, seq, len(n.eps))]
+	p := eps[pickIndex(c.sc.Seed, seq, len(eps))]
 	n.mu.Unlock()
+	if c.tracked != nil {
+		c.tracked(at, node, seq, p.name)
+	}
 	conn, err := c.net.dial(ctx, p.addr)
 	return conn, traffic.Pick{Endpoint: p.name, At: at}, err
 }
@@ -156,14 +225,10 @@ func pickIndex(seed, seq int64, n int) int {
 
 // setEndpoint changes the Service's endpoints and queues the change on
 // every node.
-func (c *cluster) setEndpoint(p *pod, add bool) {
-	kind := timeline.EndpointRemoved
-	if add {
-		kind = timeline.EndpointAdded
-	}
-	now := c.event(kind, p)
+func (c *cluster) setEndpoint(p *pod, op endpointOp) {
+	now := c.event(opKinds[op], p)
 	for _, n := range c.nodes {
-		n.queue <- endpointChange{p: p, add: add, apply: now.Add(n.lag)}
+		n.queue <- endpointChange{p: p, op: op, apply: now.Add(n.lag)}
 	}
 }
 
@@ -178,6 +243,9 @@ func (c *cluster) newPod(version int) *pod {
 	p := &pod{name: fmt.Sprintf("web-%s-%d", kind, c.next), index: c.next, addr: c.net.podAddr(c.next), version: version}
 	c.pods = append(c.pods, p)
 	c.event(timeline.PodCreated, p)
+	if c.onPod != nil {
+		c.onPod(p.name, p.addr) // a Pod watch shows the address
+	}
 	if err := c.net.sandbox(p.index, p.addr); err != nil {
 		c.fail(fmt.Errorf("pod %s: %w", p.name, err))
 	}
@@ -204,7 +272,8 @@ func (c *cluster) listen(p *pod) error {
 		defer c.wg.Done()
 		_ = p.srv.Serve(l)
 	}()
-	c.event(timeline.PodListening, p) // after Listen: a dial refused before now did not reach a listener
+	p.listened = time.Now() // after Listen: a dial refused before now did not reach a listener
+	c.event(timeline.PodListening, p)
 	return nil
 }
 
@@ -261,7 +330,7 @@ func (c *cluster) probe(p *pod, n int) {
 func (c *cluster) markReady(p *pod) {
 	p.ready = true
 	c.event(timeline.PodReady, p)
-	c.setEndpoint(p, true)
+	c.setEndpoint(p, opAdd)
 	c.after(c.sc.MinReady, func() {
 		if !p.deleted {
 			p.avail = true
@@ -270,14 +339,15 @@ func (c *cluster) markReady(p *pod) {
 	})
 }
 
-// deletePod is what follows a pod's deletion: out of the endpoints at once
-// (a terminating endpoint is not ready), then preStop, SIGTERM, drain and
-// exit, all within the grace period.
+// deletePod is what follows a pod's deletion: its endpoint turns
+// terminating at once (not ready, still serving), then preStop, SIGTERM,
+// drain and exit, all within the grace period; the endpoint goes with the
+// pod.
 func (c *cluster) deletePod(p *pod) {
 	p.deleted = true
 	c.event(timeline.PodDeleted, p)
 	if p.ready {
-		c.setEndpoint(p, false)
+		c.setEndpoint(p, opTerminate)
 	}
 	preStop := min(c.sc.PreStop, c.sc.Grace)
 	c.after(preStop, func() {
@@ -286,7 +356,17 @@ func (c *cluster) deletePod(p *pod) {
 			c.exit(p)
 			return
 		}
-		c.event(timeline.PodClosed, p) // before Close: a dial refused after now found no listener
+		p.closed = time.Now() // before Close: a dial refused after now found no listener
+		c.event(timeline.PodClosed, p)
+		if p.ready && c.sc.Readiness != nil {
+			// The kubelet probes a terminating pod too: its next probe
+			// fails, and the endpoint stops serving.
+			c.after(c.sc.Readiness.Period, func() {
+				if !p.exited {
+					c.setEndpoint(p, opUnserve)
+				}
+			})
+		}
 		drain := min(c.sc.Drain, c.sc.Grace-preStop)
 		srv := p.srv
 		c.wg.Add(1)
@@ -308,8 +388,14 @@ func (c *cluster) exit(p *pod) {
 		return
 	}
 	p.exited = true
+	if p.closed.IsZero() {
+		p.closed = time.Now()
+	}
 	c.net.gone(p.index)
 	c.event(timeline.PodExited, p)
+	if p.ready {
+		c.setEndpoint(p, opRemove)
+	}
 	c.reconcile()
 }
 
@@ -418,7 +504,7 @@ func (c *cluster) boot() error {
 		c.event(timeline.PodReady, p)
 		c.event(timeline.EndpointAdded, p)
 		for _, n := range c.nodes {
-			n.eps = append(n.eps, p)
+			n.eps = append(n.eps, &endpoint{p: p, ready: true, serving: true})
 			c.tl.Add(timeline.Event{At: time.Now(), Kind: timeline.NodeAdded, Pod: p.name, Node: n.id})
 		}
 	}

@@ -18,6 +18,7 @@ type htmlScenario struct {
 	Failed   int           `json:"failed"`
 	Case1    int           `json:"case1"`
 	Case2    int           `json:"case2"`
+	Ambig    int           `json:"ambiguous"`
 	End      float64       `json:"end"`
 	Nodes    []string      `json:"nodes"`
 	Lanes    []lane        `json:"lanes"`
@@ -46,7 +47,7 @@ func WriteHTML(w io.Writer, results []*Result) error {
 		}
 		end += 0.5
 		hs := htmlScenario{Name: r.Scenario.Name, Verdict: r.verdict(), Requests: r.Summary.Total, Failed: r.Summary.Failed(),
-			Case1: r.Diagnosis.Counts[diagnose.Case1], Case2: r.Diagnosis.Counts[diagnose.Case2], End: end, Lanes: lanes(r, end)}
+			Case1: r.Diagnosis.Counts[diagnose.Case1], Case2: r.Diagnosis.Counts[diagnose.Case2], Ambig: r.Diagnosis.Counts[diagnose.Ambiguous], End: end, Lanes: lanes(r, end)}
 		for i, d := range r.Scenario.Propagation {
 			hs.Nodes = append(hs.Nodes, fmt.Sprintf("node %d (%s)", i, short(d.Round(1e6))))
 		}
@@ -104,7 +105,7 @@ function el(name, attrs, parent) {
 const charts = document.getElementById("charts");
 for (const sc of data) {
   const h = document.createElement("h2");
-  h.textContent = sc.name + ": " + sc.failed + " of " + sc.requests + " requests failed (" + sc.case1 + " Case 1, " + sc.case2 + " Case 2), " + sc.verdict;
+  h.textContent = sc.name + ": " + sc.failed + " of " + sc.requests + " requests failed (" + sc.case1 + " Case 1, " + sc.case2 + " Case 2, " + sc.ambiguous + " ambiguous), " + sc.verdict;
   charts.appendChild(h);
   const left = 200, width = 900, row = 18;
   const rows = sc.lanes.length + sc.nodes.length;

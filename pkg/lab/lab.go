@@ -1,6 +1,7 @@
 // Package lab implements `rollguard lab`: a rolling update reproduced on
 // one machine with no cluster. The sockets are real (each pod is an HTTP
-// server on its own loopback address, and a request to a pod that does not
+// server on its own loopback address, or its own port of 127.0.0.1 where
+// that is the only loopback address, and a request to a pod that does not
 // listen gets a real ECONNREFUSED); the cluster around them is modelled: a
 // Deployment controller with Kubernetes' rounding, a kubelet that runs
 // probes, preStop, SIGTERM and the grace period, and one kube-proxy view
@@ -14,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"time"
 
@@ -22,6 +22,7 @@ import (
 
 	"github.com/rollguard/rollguard/pkg/diagnose"
 	"github.com/rollguard/rollguard/pkg/model"
+	"github.com/rollguard/rollguard/pkg/observe"
 	"github.com/rollguard/rollguard/pkg/timeline"
 	"github.com/rollguard/rollguard/pkg/traffic"
 )
@@ -59,6 +60,46 @@ type Scenario struct {
 	// NetNS puts every pod in its own network namespace, so that an exited
 	// pod's address really vanishes (Linux, root).
 	NetNS bool
+	// Addressing is how pods get endpoints of their own on loopback,
+	// without NetNS; the zero value picks what this system supports.
+	Addressing Addressing
+	// Conntrack adds the observer that names each request's endpoint, as
+	// verify's agents do with --privileged-agents; without it the
+	// diagnosis has what an unprivileged verify has: watches and a listen
+	// prober looking at every pod each ProbePeriod.
+	Conntrack   bool
+	ProbePeriod time.Duration
+	// Budget is the propagation window the diagnosis assumes, standing in
+	// for what `rollguard measure` gives on a cluster; zero means the
+	// slowest node's delay plus one probe period.
+	Budget time.Duration
+}
+
+// Observers names the observer set the diagnosis was given.
+func (s *Scenario) Observers() string {
+	if s.Conntrack {
+		return "watches, listen prober, conntrack"
+	}
+	return "watches, listen prober (unprivileged)"
+}
+
+// budget is the propagation window the diagnosis is given.
+func (s *Scenario) budget() time.Duration {
+	if s.Budget > 0 {
+		return s.Budget
+	}
+	slowest := time.Duration(0)
+	for _, d := range s.Propagation {
+		slowest = max(slowest, d)
+	}
+	return slowest + s.probePeriod()
+}
+
+func (s *Scenario) probePeriod() time.Duration {
+	if s.ProbePeriod > 0 {
+		return s.ProbePeriod
+	}
+	return 100 * time.Millisecond
 }
 
 // Validate refuses scenarios that cannot run or would not be bounded.
@@ -74,6 +115,8 @@ func (s *Scenario) Validate() error {
 		return fmt.Errorf("duration %s: want more than 0 and at most 10m", s.MaxDuration)
 	case s.Grace <= 0:
 		return fmt.Errorf("grace period %s: want more than 0", s.Grace)
+	case s.ProbePeriod < 0 || s.ProbePeriod > 0 && s.ProbePeriod < 10*time.Millisecond:
+		return fmt.Errorf("probe period %s: want at least 10ms", s.ProbePeriod)
 	}
 	for name, d := range map[string]time.Duration{"propagation": minDur(s.Propagation), "container start": s.ContainerStart,
 		"listen delay": s.ListenDelay, "drain": s.Drain, "preStop": s.PreStop, "min ready": s.MinReady} {
@@ -118,47 +161,69 @@ type Result struct {
 	Diagnosis diagnose.Result
 	// Truth is each failure's cause from the endpoint it really reached.
 	Truth map[int64]diagnose.Cause
-	// Agreement is the share of failures the diagnosis attributed as the
-	// ground truth did (1 when there were no failures).
-	Agreement float64
+	// Agreement is the share of the failures the diagnosis attributed to
+	// one cause that it attributed as the ground truth did (1 when there
+	// were none); AmbiguousShare the share of all failures it reported as
+	// ambiguous.
+	Agreement, AmbiguousShare float64
 	// RolloutTook is how long the update ran; zero if it did not complete.
 	RolloutTook time.Duration
 	// Partial is set when the run was interrupted.
 	Partial bool
 	// Addrs is each pod's address.
 	Addrs map[string]string
+
+	conntrack []timeline.Event // every request's endpoint, for Diagnose
 }
 
 // Lossless reports whether no request failed.
 func (r *Result) Lossless() bool { return r.Summary.Failed() == 0 }
 
 // Run plays one scenario. ipNet picks this run's loopback addresses
-// (127.87.ipNet.x), so runs can go on side by side.
+// (127.87.ipNet.x) when each pod has its own, so runs can go on side by
+// side.
 func Run(ctx context.Context, sc Scenario, ipNet byte) (*Result, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	var nw network = &loopback{block: ipNet, port: port}
+	var nw network
 	connectTimeout := 2 * time.Second
 	if sc.NetNS {
-		if nw, err = newNetNS(port); err != nil {
+		n, err := newNetNS()
+		if err != nil {
 			return nil, err
 		}
+		nw = n
 		// Longer than ARP's three seconds, so a vanished address shows as
 		// "no route to host" and not as a timeout.
 		connectTimeout = 4 * time.Second
+	} else {
+		l, err := newLoopback(sc.Addressing, ipNet)
+		if err != nil {
+			return nil, err
+		}
+		nw = l
 	}
 	tl := &timeline.Timeline{}
 	start := time.Now()
 	c := newCluster(ctx, sc, tl, nw)
 	defer c.shutdown()
+	// The observers, run against the pods as verify's agents run them.
+	prober := &observe.Prober{Period: sc.probePeriod(), Timeout: min(sc.probePeriod(), 100*time.Millisecond),
+		Dial: nw.dial, Emit: tl.Add}
+	c.onPod = prober.Watch
+	// Conntrack is always recorded, so that one run can be diagnosed
+	// with either observer set; the diagnosis reads it only with
+	// sc.Conntrack.
+	var ct observe.Conntrack
+	c.tracked = ct.Track
 	if err := c.boot(); err != nil {
 		return nil, err
 	}
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	probeDone := make(chan struct{})
+	go func() { prober.Run(probeCtx); close(probeDone) }()
+	defer func() { stopProbe(); <-probeDone }()
 	sum := traffic.NewSummary()
 	var fails traffic.Failures
 	stop := make(chan struct{})
@@ -187,6 +252,8 @@ func Run(ctx context.Context, sc Scenario, ipNet byte) (*Result, error) {
 	case <-ctx.Done():
 	}
 	<-trafficDone
+	stopProbe()
+	<-probeDone
 	res.Partial = ctx.Err() != nil
 	res.Addrs = c.addrs()
 	if !rolledAt.IsZero() {
@@ -197,75 +264,47 @@ func Run(ctx context.Context, sc Scenario, ipNet byte) (*Result, error) {
 	}
 	res.Failures = fails.Records
 	res.Timeline = tl.Events()
-	res.Diagnosis = diagnose.Diagnose(res.Timeline, res.Failures, start)
-	res.Truth = groundTruth(res.Timeline, res.Failures)
-	agree := 0
-	for _, a := range res.Diagnosis.Attributions {
-		if res.Truth[a.Seq] == a.Cause {
-			agree++
-		}
-	}
-	res.Agreement = 1
-	if n := len(res.Diagnosis.Attributions); n > 0 {
-		res.Agreement = float64(agree) / float64(n)
-	}
+	res.conntrack = ct.Events()
+	res.Truth = groundTruth(c.records(), res.Failures)
+	res.Diagnosis, res.Agreement, res.AmbiguousShare = res.Diagnose(sc.Conntrack)
 	return res, nil
 }
 
-// groundTruth attributes each failure from the pod it really reached: Case
-// 1 when that pod had been deleted and had stopped listening, Case 2 when
-// it did not listen yet.
-func groundTruth(events []timeline.Event, failures []traffic.Record) map[int64]diagnose.Cause {
-	type st struct{ listening, deleted, closed time.Time }
-	pods := map[string]*st{}
-	for _, e := range events {
-		p := pods[e.Pod]
-		if p == nil {
-			p = &st{}
-			pods[e.Pod] = p
-		}
-		switch e.Kind {
-		case timeline.PodListening:
-			p.listening = e.At
-		case timeline.PodDeleted:
-			p.deleted = e.At
-		case timeline.PodClosed:
-			if p.closed.IsZero() {
-				p.closed = e.At
-			}
-		case timeline.PodExited:
-			if p.closed.IsZero() {
-				p.closed = e.At
-			}
-		}
+// Diagnose runs the diagnosis over this run's observers, with conntrack's
+// events or without them, and compares it with the ground truth.
+func (r *Result) Diagnose(conntrack bool) (d diagnose.Result, agree, ambiguous float64) {
+	signals := r.Timeline
+	if conntrack {
+		signals = append(append([]timeline.Event(nil), signals...), r.conntrack...)
 	}
-	out := map[int64]diagnose.Cause{}
-	for _, r := range failures {
-		p := pods[r.Endpoint]
-		end := diagnose.FailedAt(r)
-		switch {
-		case p == nil:
-			out[r.Seq] = diagnose.Other
-		case !p.deleted.IsZero() && !p.deleted.After(end) && !p.closed.IsZero() && !p.closed.After(end):
-			out[r.Seq] = diagnose.Case1
-		case p.listening.IsZero() || p.listening.After(r.Start):
-			out[r.Seq] = diagnose.Case2
-		default:
-			out[r.Seq] = diagnose.Other
-		}
-	}
-	return out
+	d = diagnose.Diagnose(signals, r.Failures, diagnose.Options{Budget: r.Scenario.budget(), Rule: ruleFor(r.Scenario), Start: r.Start})
+	agree, ambiguous = agreement(d, r.Truth)
+	return d, agree, ambiguous
 }
 
-// freePort finds a port free on the loopback; every pod of a run listens on
-// it at its own address.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", errSetup, err)
+// agreement compares the diagnosis with the ground truth: the share of the
+// failures it attributed to one cause that it got right, and the share it
+// reported as ambiguous.
+func agreement(d diagnose.Result, truth map[int64]diagnose.Cause) (agree, ambiguous float64) {
+	decided, right, amb := 0, 0, 0
+	for _, a := range d.Attributions {
+		if a.Cause == diagnose.Ambiguous {
+			amb++
+			continue
+		}
+		decided++
+		if truth[a.Seq] == a.Cause {
+			right++
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	agree = 1
+	if decided > 0 {
+		agree = float64(right) / float64(decided)
+	}
+	if n := len(d.Attributions); n > 0 {
+		ambiguous = float64(amb) / float64(n)
+	}
+	return agree, ambiguous
 }
 
 // Propagation draws per-node delays: a fixed value for every node, a

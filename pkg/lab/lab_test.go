@@ -20,8 +20,9 @@ import (
 
 // TestDefaultScenarios is the lab's promise: with the defaults, the first
 // three scenarios lose connections in the expected case, the last loses
-// none, and the diagnosis agrees with the ground truth for at least 99% of
-// failures in every scenario.
+// none; the diagnosis, given only what an unprivileged verify sees, agrees
+// with the ground truth for at least 95% of the failures it attributes to
+// one case, and with conntrack for at least 99% of all.
 func TestDefaultScenarios(t *testing.T) {
 	t.Parallel()
 	results, err := lab.RunAll(context.Background(), lab.Standard(lab.Base(), 3*time.Second, lab.Probe{Period: time.Second}), 4)
@@ -33,17 +34,9 @@ func TestDefaultScenarios(t *testing.T) {
 	}
 	want := []struct{ case1, case2 bool }{{true, true}, {false, true}, {true, false}, {false, false}}
 	for i, r := range results {
-		c1, c2 := r.Diagnosis.Counts[diagnose.Case1], r.Diagnosis.Counts[diagnose.Case2]
-		t.Logf("%s: %d requests, %d failed, case1 %d, case2 %d, agreement %.3f, rollout %s", r.Scenario.Name,
-			r.Summary.Total, r.Summary.Failed(), c1, c2, r.Agreement, r.RolloutTook)
-		if (c1 > 0) != want[i].case1 || (c2 > 0) != want[i].case2 {
-			t.Errorf("%s: case1 %d, case2 %d; want case1>0 %v, case2>0 %v", r.Scenario.Name, c1, c2, want[i].case1, want[i].case2)
-		}
+		checkDiagnosis(t, r, want[i].case1, want[i].case2)
 		if last := i == 3; last != r.Lossless() {
 			t.Errorf("%s: lossless %v", r.Scenario.Name, r.Lossless())
-		}
-		if r.Agreement < 0.99 {
-			t.Errorf("%s: diagnosis agrees with ground truth for %.1f%% of failures, want at least 99%%", r.Scenario.Name, 100*r.Agreement)
 		}
 		if r.RolloutTook == 0 || r.Partial {
 			t.Errorf("%s: the rollout did not complete", r.Scenario.Name)
@@ -51,6 +44,54 @@ func TestDefaultScenarios(t *testing.T) {
 		if r.Summary.Late > r.Summary.Total/100 {
 			t.Errorf("%s: %d of %d requests started late", r.Scenario.Name, r.Summary.Late, r.Summary.Total)
 		}
+	}
+}
+
+// checkDiagnosis holds one run's diagnosis to its ground truth with both
+// observer sets: conntrack makes it exact (at least 99% agreement, nothing
+// ambiguous, the expected cases present); without it at least 95% of the
+// failures attributed to one case agree, and a scenario with only one case
+// in it is hardly ever ambiguous.
+func checkDiagnosis(t *testing.T, r *lab.Result, case1, case2 bool) {
+	t.Helper()
+	exact, exactAgree, exactAmb := r.Diagnose(true)
+	d, agree, amb := r.Diagnose(false)
+	c1, c2 := exact.Counts[diagnose.Case1], exact.Counts[diagnose.Case2]
+	t.Logf("%s: %d requests (%d late), %d failed; conntrack: case1 %d, case2 %d, agreement %.3f; unprivileged: case1 %d, case2 %d, ambiguous %.0f%%, agreement %.3f",
+		r.Scenario.Name, r.Summary.Total, r.Summary.Late, r.Summary.Failed(), c1, c2, exactAgree,
+		d.Counts[diagnose.Case1], d.Counts[diagnose.Case2], 100*amb, agree)
+	if (c1 > 0) != case1 || (c2 > 0) != case2 {
+		t.Errorf("%s: case1 %d, case2 %d; want case1>0 %v, case2>0 %v", r.Scenario.Name, c1, c2, case1, case2)
+	}
+	if exactAgree < 0.99 || exactAmb != 0 {
+		t.Errorf("%s: with conntrack, agreement %.3f and %.0f%% ambiguous; want at least 0.99 and none", r.Scenario.Name, exactAgree, 100*exactAmb)
+	}
+	if agree < 0.95 {
+		t.Errorf("%s: unprivileged, agreement %.3f on the failures attributed to one case; want at least 0.95", r.Scenario.Name, agree)
+	}
+	if case1 != case2 && amb > 0.05 {
+		t.Errorf("%s: only one case is in play, yet %.0f%% of failures are ambiguous", r.Scenario.Name, 100*amb)
+	}
+}
+
+// TestClusterLike runs the four scenarios in a setting like the e2e tier's
+// cluster: 2 replicas, surge 1, unavailable 0, a container that starts in
+// 0.5s and listens 2s later, one client node whose proxy applies changes
+// after 1s, 20 requests/s.
+func TestClusterLike(t *testing.T) {
+	t.Parallel()
+	s := lab.Base()
+	s.Replicas, s.MaxSurge, s.MaxUnavailable = 2, intstr.FromInt32(1), intstr.FromInt32(0)
+	s.ContainerStart, s.ListenDelay = 500*time.Millisecond, 2*time.Second
+	s.Propagation = []time.Duration{time.Second}
+	s.Rate, s.Tail = 20, 2*time.Second
+	results, err := lab.RunAll(context.Background(), lab.Standard(s, 2*time.Second, lab.Probe{Period: 500 * time.Millisecond}), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ case1, case2 bool }{{true, true}, {false, true}, {true, false}, {false, false}}
+	for i, r := range results {
+		checkDiagnosis(t, r, want[i].case1, want[i].case2)
 	}
 }
 
@@ -99,7 +140,7 @@ func TestRolloutRounding(t *testing.T) {
 				pods--
 			case timeline.EndpointAdded:
 				ready++
-			case timeline.EndpointRemoved:
+			case timeline.EndpointTerminating:
 				ready--
 			}
 			maxPods = max(maxPods, pods)
@@ -214,12 +255,11 @@ func TestNetNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := r.Summary.ByClass[traffic.ConnectTimeout] + r.Summary.ByClass[traffic.NoRoute]
-	if gone == 0 || r.Diagnosis.Counts[diagnose.Case1] != r.Summary.Failed() {
-		t.Errorf("classes %v, causes %v: want Case 1 timeouts or no-route", r.Summary.ByClass, r.Diagnosis.Counts)
+	exact, _, _ := r.Diagnose(true)
+	if gone == 0 || exact.Counts[diagnose.Case1] != r.Summary.Failed() {
+		t.Errorf("classes %v, causes %v: want Case 1 timeouts or no-route", r.Summary.ByClass, exact.Counts)
 	}
-	if r.Agreement < 0.99 {
-		t.Errorf("agreement %.3f", r.Agreement)
-	}
+	checkDiagnosis(t, r, true, false)
 	out, err := exec.Command("ip", "netns", "list").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +279,8 @@ func TestConnectMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Diagnosis.Counts[diagnose.Case1] == 0 || res[0].Diagnosis.Counts[diagnose.Case2] == 0 || !res[3].Lossless() {
-		t.Errorf("no fixes: %v; both fixes lossless %v", res[0].Diagnosis.Counts, res[3].Lossless())
+	exact, _, _ := res[0].Diagnose(true)
+	if exact.Counts[diagnose.Case1] == 0 || exact.Counts[diagnose.Case2] == 0 || !res[3].Lossless() {
+		t.Errorf("no fixes: %v; both fixes lossless %v", exact.Counts, res[3].Lossless())
 	}
 }

@@ -40,13 +40,13 @@ func WriteTable(out io.Writer, results []*Result) error {
 	for _, r := range results {
 		nameWidth = max(nameWidth, len(r.Scenario.Name))
 	}
-	row := "%-*s  %8v  %6v  %7v  %5v  %7v  %5v  %5v  %5v  %s\n"
-	fmt.Fprintf(w, row, nameWidth, "scenario", "requests", "failed", "refused", "reset", "timeout", "other", "case1", "case2", "verdict")
+	row := "%-*s  %8v  %5v  %6v  %7v  %5v  %7v  %5v  %5v  %5v  %5v  %s\n"
+	fmt.Fprintf(w, row, nameWidth, "scenario", "requests", "late", "failed", "refused", "reset", "timeout", "other", "case1", "case2", "ambig", "verdict")
 	for _, r := range results {
 		other := r.Summary.Failed() - r.count(traffic.Refused, traffic.Reset, traffic.ConnectTimeout, traffic.ResponseTimeout)
-		fmt.Fprintf(w, row, nameWidth, r.Scenario.Name, r.Summary.Total, r.Summary.Failed(),
+		fmt.Fprintf(w, row, nameWidth, r.Scenario.Name, r.Summary.Total, r.Summary.Late, r.Summary.Failed(),
 			r.count(traffic.Refused), r.count(traffic.Reset), r.count(traffic.ConnectTimeout, traffic.ResponseTimeout), other,
-			r.Diagnosis.Counts[diagnose.Case1], r.Diagnosis.Counts[diagnose.Case2], r.verdict())
+			r.Diagnosis.Counts[diagnose.Case1], r.Diagnosis.Counts[diagnose.Case2], r.Diagnosis.Counts[diagnose.Ambiguous], r.verdict())
 	}
 	fmt.Fprintln(w)
 	reg := rules.Default()
@@ -60,16 +60,33 @@ func WriteTable(out io.Writer, results []*Result) error {
 		}
 		fmt.Fprintf(w, "%s: %s\n", r.Scenario.Name, strings.Join(parts, ", "))
 	}
-	fails, agree, amb := 0, 0.0, 0
+	fails, decided, right, amb, late := 0, 0, 0, 0, 0
 	for _, r := range results {
-		n := len(r.Diagnosis.Attributions)
-		fails += n
-		agree += r.Agreement * float64(n)
-		amb += r.Diagnosis.Ambiguous
+		for _, a := range r.Diagnosis.Attributions {
+			fails++
+			switch {
+			case a.Cause == diagnose.Ambiguous:
+				amb++
+			case r.Truth[a.Seq] == a.Cause:
+				decided++
+				right++
+			default:
+				decided++
+			}
+		}
+		late += r.Summary.Late
 	}
 	if fails > 0 {
-		fmt.Fprintf(w, "\nThe diagnosis, which reads only request times, error classes and the timeline (as verify will),\n"+
-			"matched the ground truth for %.1f%% of %d failures (%d ambiguous).\n", 100*agree/float64(fails), fails, amb)
+		pct := 100.0
+		if decided > 0 {
+			pct = 100 * float64(right) / float64(decided)
+		}
+		fmt.Fprintf(w, "\nThe diagnosis, given only what a cluster's observers show (%s),\n"+
+			"matched the ground truth for %.1f%% of the %d failures it attributed to one case; %d of %d were ambiguous.\n",
+			results[0].Scenario.Observers(), pct, decided, amb, fails)
+	}
+	if late > 0 {
+		fmt.Fprintf(w, "%d requests started more than 10ms after their intended time: this machine was too busy to keep the rate.\n", late)
 	}
 	if len(results) > 0 && results[0].Scenario.NetNS {
 		fmt.Fprintln(w, "Each pod had its own network namespace, removed when it exited: requests to a vanished")
@@ -142,7 +159,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // JSON report.
 
 // SchemaVersion versions the lab's JSON output.
-const SchemaVersion = "rollguard.io/lab/v1"
+const SchemaVersion = "rollguard.io/lab/v2"
 
 type jsonScenario struct {
 	Name           string                 `json:"name"`
@@ -155,6 +172,7 @@ type jsonScenario struct {
 	ByRule         map[string]int         `json:"byRule"`
 	Ambiguous      int                    `json:"ambiguous"`
 	Agreement      float64                `json:"groundTruthAgreement"`
+	Observers      string                 `json:"observers"`
 	Lossless       bool                   `json:"lossless"`
 	Partial        bool                   `json:"partial"`
 	RolloutSeconds float64                `json:"rolloutSeconds"`
@@ -175,15 +193,16 @@ type jsonSettings struct {
 }
 
 type jsonFailure struct {
-	Seq      int64          `json:"seq"`
-	AtSecond float64        `json:"atSeconds"`
-	Node     int            `json:"node"`
-	Class    traffic.Class  `json:"class"`
-	Error    string         `json:"error"`
-	Cause    diagnose.Cause `json:"cause"`
-	Truth    diagnose.Cause `json:"groundTruth"`
-	Rule     string         `json:"rule,omitempty"`
-	Evidence string         `json:"evidence"`
+	Seq       int64              `json:"seq"`
+	AtSecond  float64            `json:"atSeconds"`
+	Node      int                `json:"node"`
+	Class     traffic.Class      `json:"class"`
+	Error     string             `json:"error"`
+	Cause     diagnose.Cause     `json:"cause"`
+	Certainty diagnose.Certainty `json:"certainty"`
+	Truth     diagnose.Cause     `json:"groundTruth"`
+	Rule      string             `json:"rule,omitempty"`
+	Evidence  string             `json:"evidence"`
 }
 
 // WriteJSON writes every scenario's figures, and each failure with its
@@ -196,8 +215,8 @@ func WriteJSON(w io.Writer, results []*Result) error {
 	for _, r := range results {
 		s := r.Scenario
 		js := jsonScenario{Name: s.Name, Requests: r.Summary.Total, Failed: r.Summary.Failed(), Late: r.Summary.Late,
-			ByClass: r.Summary.ByClass, Causes: r.Diagnosis.Counts, ByRule: r.Diagnosis.ByRule, Ambiguous: r.Diagnosis.Ambiguous,
-			Agreement: r.Agreement, Lossless: r.Lossless(), Partial: r.Partial, RolloutSeconds: r.RolloutTook.Seconds(),
+			ByClass: r.Summary.ByClass, Causes: r.Diagnosis.Counts, ByRule: r.Diagnosis.ByRule, Ambiguous: r.Diagnosis.Counts[diagnose.Ambiguous],
+			Agreement: r.Agreement, Observers: s.Observers(), Lossless: r.Lossless(), Partial: r.Partial, RolloutSeconds: r.RolloutTook.Seconds(),
 			LatencyMs: map[string]float64{}, Failures: []jsonFailure{},
 			Settings: jsonSettings{Replicas: s.Replicas, MaxSurge: s.MaxSurge.String(), MaxUnavailable: s.MaxUnavailable.String(),
 				PreStopSeconds: s.PreStop.Seconds(), Readiness: s.Readiness != nil, Rate: s.Rate, Mode: string(s.Mode), Seed: s.Seed}}
@@ -213,7 +232,7 @@ func WriteJSON(w io.Writer, results []*Result) error {
 		}
 		for _, a := range r.Diagnosis.Attributions {
 			js.Failures = append(js.Failures, jsonFailure{Seq: a.Seq, AtSecond: a.At.Sub(r.Start).Seconds(), Node: a.Node, Class: a.Class,
-				Error: errs[a.Seq], Cause: a.Cause, Truth: r.Truth[a.Seq], Rule: a.Rule, Evidence: a.Evidence})
+				Error: errs[a.Seq], Cause: a.Cause, Certainty: a.Certainty, Truth: r.Truth[a.Seq], Rule: a.Rule, Evidence: a.Evidence})
 		}
 		out.Scenarios = append(out.Scenarios, js)
 	}
@@ -260,11 +279,14 @@ func lanes(r *Result, end float64) []lane {
 	}
 	for _, e := range r.Timeline {
 		t := e.At.Sub(r.Start).Seconds()
-		if e.Node >= 0 {
+		switch e.Kind {
+		case timeline.NodeAdded, timeline.NodeRemoved:
 			if l := byPod[e.Pod]; l != nil {
 				l.Marks = append(l.Marks, t)
 			}
 			continue
+		case timeline.PodAccepting, timeline.PodRefusing, timeline.ConnTracked:
+			continue // observers' views; the lanes draw what really happened
 		}
 		s := state[e.Pod]
 		if s == nil {

@@ -80,4 +80,3 @@ func TestRemedies(t *testing.T) {
 		}
 	})
 }
-

@@ -1,0 +1,130 @@
+package observe_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rollguard/rollguard/pkg/observe"
+	"github.com/rollguard/rollguard/pkg/timeline"
+)
+
+// TestProberSeesListenAndClose: a real address goes from refusing to
+// accepting to refusing; the prober reports each change once, with the
+// previous look as the lower bound of when it happened.
+func TestProberSeesListenAndClose(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens at first
+
+	var mu sync.Mutex
+	var got []timeline.Event
+	p := &observe.Prober{Period: 20 * time.Millisecond, Timeout: 50 * time.Millisecond, Node: 2,
+		Dial: func(ctx context.Context, a string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", a)
+		},
+		Emit: func(e timeline.Event) { mu.Lock(); got = append(got, e); mu.Unlock() }}
+	p.Watch("web-1", addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+
+	waitFor := func(n int) {
+		t.Helper()
+		for ctx.Err() == nil {
+			mu.Lock()
+			k := len(got)
+			mu.Unlock()
+			if k >= n {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("waited for %d events, got %v", n, got)
+	}
+	waitFor(1)
+	time.Sleep(60 * time.Millisecond)
+	opened := time.Now()
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(2)
+	time.Sleep(60 * time.Millisecond)
+	closed := time.Now()
+	l.Close()
+	waitFor(3)
+	cancel()
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+	kinds := []timeline.Kind{timeline.PodRefusing, timeline.PodAccepting, timeline.PodRefusing}
+	if len(got) != 3 {
+		t.Fatalf("got %d events, want 3 changes: %v", len(got), got)
+	}
+	for i, e := range got {
+		if e.Kind != kinds[i] || e.Pod != "web-1" || e.Node != 2 {
+			t.Errorf("event %d: %+v, want %s", i, e, kinds[i])
+		}
+	}
+	if !got[0].Since.IsZero() {
+		t.Error("the first look has no previous look")
+	}
+	for i, changed := range map[int]time.Time{1: opened, 2: closed} {
+		e := got[i]
+		if !e.Since.Before(changed) || e.At.Before(changed) {
+			t.Errorf("event %d: the change at %v is not within (%v, %v]", i, changed, e.Since, e.At)
+		}
+		if e.At.Sub(e.Since) > time.Second {
+			t.Errorf("event %d: resolution %v, want about the period", i, e.At.Sub(e.Since))
+		}
+	}
+}
+
+func TestConntrack(t *testing.T) {
+	t.Parallel()
+	var c observe.Conntrack
+	c.Track(time.Now(), 1, 42, "web-2")
+	ev := c.Events()
+	if len(ev) != 1 || ev[0].Kind != timeline.ConnTracked || ev[0].Seq != 42 || ev[0].Pod != "web-2" || ev[0].Node != 1 {
+		t.Errorf("got %+v", ev)
+	}
+}
+
+// TestProberIgnoresTimeouts: a dial that times out proves nothing (the
+// address may be gone, or the machine busy); only a refusal or no route
+// counts as not accepting.
+func TestProberIgnoresTimeouts(t *testing.T) {
+	t.Parallel()
+	var got []timeline.Event
+	errs := []error{
+		&net.OpError{Op: "dial", Err: context.DeadlineExceeded},
+		&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)},
+	}
+	i := 0
+	p := &observe.Prober{Period: time.Millisecond, Timeout: time.Millisecond,
+		Dial: func(context.Context, string) (net.Conn, error) {
+			err := errs[min(i, len(errs)-1)]
+			i++
+			return nil, err
+		},
+		Emit: func(e timeline.Event) { got = append(got, e) }}
+	p.Watch("web", "192.0.2.1:80")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	p.Run(ctx)
+	if len(got) != 1 || got[0].Kind != timeline.PodRefusing || !got[0].Since.IsZero() {
+		t.Errorf("got %+v: want one refusing event, from the no-route look, none from the timeout", got)
+	}
+}

@@ -3,7 +3,10 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/rollguard/rollguard/pkg/live"
 	"github.com/rollguard/rollguard/pkg/manifest"
 	"github.com/rollguard/rollguard/pkg/model"
+	"github.com/rollguard/rollguard/pkg/render"
 	"github.com/rollguard/rollguard/pkg/report"
 	"github.com/rollguard/rollguard/pkg/rules"
 )
@@ -25,6 +29,9 @@ type auditFlags struct {
 	output string
 	failOn string
 	color  string
+
+	values []string // helm -f, for chart folders
+	set    []string // helm --set, for chart folders
 
 	cluster        bool
 	kubeconfig     string
@@ -110,18 +117,33 @@ func newAuditCommand(s Streams) *cobra.Command {
 update, grouped by workload, with the rule, the case it causes, what happens during a
 rollout and the fix.
 
-Folders are read recursively (.yaml, .yml, .json); "-" reads standard input, so the
-output of helm template or kustomize build can be piped in. Rules about serving traffic
+Folders are read recursively (.yaml, .yml, .json). A Helm chart folder (Chart.yaml) is
+rendered with your helm (helm template, values from -f and --set), and a kustomization
+folder (kustomization.yaml) is built with your kustomize (or kubectl kustomize), both
+where they are given and where a walk finds them; findings then name the template, or
+the kustomization, without a line. "-" reads standard input, so rendered output can be
+piped in too. Rules about serving traffic
 fire only for workloads a Service in the input selects (or, with --assume-served, whose
 containers declare ports), never for Jobs and CronJobs.
 
 Exit status: 0 when nothing at or above --fail-on is found, 1 when something is, 2 on a
-usage or input error (the readable files are still audited and reported).`,
+usage or input error (a chart that fails to render, a document that is not valid YAML...;
+the rest of the input is still audited and reported, and the last line of standard error
+says what was left out).
+
+Environment: ROLLGUARD_HELM and ROLLGUARD_KUSTOMIZE name the helm and kustomize binaries
+to run instead of the ones in PATH.`,
 		Example: `  # Audit a folder of manifests
   rollguard audit ./deploy/
 
-  # Audit a Helm chart or a Kustomize overlay as rendered
-  helm template my-release ./chart | rollguard audit -
+  # Audit a Helm chart as rendered (release name: the folder's), with production values
+  rollguard audit -f values-prod.yaml --set replicaCount=3 ./charts/shop
+
+  # Audit a Kustomize overlay as built
+  rollguard audit overlays/prod
+
+  # Or render them yourself and pipe the output in
+  helm template shop ./charts/shop | rollguard audit -
   kustomize build overlays/prod | rollguard audit -
 
   # SARIF for GitHub code scanning, failing on warnings too
@@ -147,6 +169,8 @@ usage or input error (the readable files are still audited and reported).`,
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: "+strings.Join(report.Formats, ", "))
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "error", "lowest severity that makes the exit status 1: error, warning or info")
 	cmd.Flags().StringVar(&f.color, "color", "auto", "colour text output: auto (on a terminal), always or never")
+	cmd.Flags().StringArrayVarP(&f.values, "values", "f", nil, "values file for the Helm charts in the input, as helm template -f (repeatable; later files win)")
+	cmd.Flags().StringArrayVar(&f.set, "set", nil, "value for the Helm charts in the input, as helm template --set: key=value, comma-separated pairs allowed (repeatable; applied after -f)")
 	return cmd
 }
 
@@ -164,6 +188,20 @@ func (f *auditFlags) validate(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed(name) {
 				return usageError("--%s goes with --cluster", name)
 			}
+		}
+	}
+	if f.cluster && (len(f.values) > 0 || len(f.set) > 0) {
+		return usageError("--values and --set render Helm charts given as folders; --cluster reads no charts")
+	}
+	for _, v := range f.values {
+		if v == "-" {
+			return usageError("--values -: helm is not given rollguard's standard input; name a values file")
+		}
+		if strings.Contains(v, "://") {
+			continue // a URL, which helm fetches itself
+		}
+		if _, err := os.Stat(v); err != nil {
+			return usageError("--values %s: %v", v, unwrapPath(err))
 		}
 	}
 	known := false
@@ -205,7 +243,19 @@ func (f *auditFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 			return &exitError{code: ExitUsage, err: err}
 		}
 	} else {
-		loaded = manifest.Load(args, manifest.Options{Stdin: s.In, Ignore: res.cfg.IgnorePaths})
+		charts := 0
+		ropts := render.Options{Values: f.values, Set: f.set, Namespace: f.namespace}
+		loaded = manifest.Load(args, manifest.Options{Stdin: s.In, Ignore: res.cfg.IgnorePaths,
+			Render: func(u render.Unit) ([]byte, error) {
+				if u.Tool == render.Helm {
+					charts++
+				}
+				return render.Render(cmd.Context(), u, ropts)
+			}})
+		if charts == 0 && (len(f.values) > 0 || len(f.set) > 0) {
+			// Values that reach no chart would be silently ignored.
+			return usageError("--values and --set are for Helm charts, and the input holds none: give the chart folder (the one with Chart.yaml)")
+		}
 	}
 	res.modelOpt.Others = loaded.Others
 	// With -l only some workloads are read: Services and budgets that
@@ -223,7 +273,11 @@ func (f *auditFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 		fmt.Fprintf(s.ErrOut, "error: %v\n", e)
 	}
 	if len(loaded.Errors) > 0 {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("%d input error(s); the rest of the input was audited", len(loaded.Errors))}
+		msg := fmt.Sprintf("%d input error(s); nothing was left out of the audit", len(loaded.Errors))
+		if lost := manifest.LeftOut(loaded.Errors); lost != "" {
+			msg = fmt.Sprintf("%d input error(s); left out of the audit: %s; the rest of the input was audited", len(loaded.Errors), lost)
+		}
+		return &exitError{code: ExitUsage, err: errors.New(msg)}
 	}
 	for _, fd := range rep.Findings {
 		if in.Failing(fd) {
@@ -244,4 +298,14 @@ func (f *auditFlags) readCluster(ctx context.Context, res *resolved) (*manifest.
 	}
 	res.modelOpt.Namespace = src.Namespace
 	return live.Load(ctx, src, opts)
+}
+
+// unwrapPath drops the *fs.PathError wrapper whose path the message names
+// already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/rollguard/rollguard/pkg/render"
 )
 
 // Options control which files Load reads.
@@ -21,40 +24,68 @@ type Options struct {
 	// skip while walking folders; they are matched against the path as the
 	// walk found it and against its base name.
 	Ignore []string
+	// Render builds a Helm chart or kustomization folder into the stream
+	// its tool prints (render.Render does, with the user's helm and
+	// kustomize). Load refuses such folders when it is nil.
+	Render func(render.Unit) ([]byte, error)
 }
 
 // manifestExt lists the file name endings read when walking a folder.
 var manifestExt = map[string]bool{".yaml": true, ".yml": true, ".json": true}
 
 // notManifests are files that live beside manifests but are not objects.
+// A folder holding Chart.yaml or a kustomization file is rendered, not
+// walked, so what this catches is strays: a values file outside its chart.
 var notManifests = map[string]bool{
 	"kustomization.yaml": true, "kustomization.yml": true, "Kustomization": true,
 	"values.yaml": true, "values.yml": true, "values.schema.json": true,
 	"Chart.yaml": true, "Chart.lock": true,
 }
 
-// Load reads every path: "-" is standard input, a folder is walked
-// recursively for .yaml, .yml and .json files, anything else is read as a
-// file. Errors about one file or document are collected in the result and
-// loading goes on; a path that does not exist is such an error too.
+// Load reads every path: "-" is standard input, a Helm chart or
+// kustomization folder is rendered with opts.Render, any other folder is
+// walked recursively for .yaml, .yml and .json files and for chart and
+// kustomization folders (each rendered as a whole, its own files not read),
+// and anything else is read as a file. Errors about one file, document or
+// folder are collected in the result and loading goes on; a path that does
+// not exist is such an error too.
 func Load(paths []string, opts Options) *Result {
 	res := &Result{}
-	Read(paths, opts, res, func(name string, data []byte) { DecodeFile(name, data, res) })
+	walk(paths, opts, res, func(name string, data []byte) { DecodeFile(name, data, res) },
+		func(u render.Unit) { renderUnit(u, opts.Render, res) })
 	return res
 }
 
 // Read finds and reads the files Load would decode, calling each with the
-// file's name and bytes in order; read errors are collected in res.
+// file's name and bytes in order; read errors are collected in res. It is
+// for callers that edit files (rollguard fix), so a Helm chart or
+// kustomization folder is refused as an input error: its objects exist only
+// once rendered, and rendered output has no file to edit.
 func Read(paths []string, opts Options, res *Result, each func(name string, data []byte)) {
+	walk(paths, opts, res, each, func(u render.Unit) {
+		how := "helm template " + render.ReleaseName(u.Dir) + " " + u.Dir
+		if u.Tool == render.Kustomize {
+			how = "kustomize build " + u.Dir
+		}
+		lose(res, u.Kind(), &Error{File: u.Dir, Msg: fmt.Sprintf("is a %s (%s): its objects exist only once rendered, "+
+			"and rendered output has no file to edit, so nothing in it was read or changed; "+
+			"see the findings with rollguard audit %s and edit its files by hand, or fix the rendered stream: %s | rollguard fix - > fixed.yaml",
+			u.Kind(), filepath.Base(u.File), u.Dir, how)})
+	})
+}
+
+// walk visits paths in order: files and standard input through each,
+// chart and kustomization folders through unit.
+func walk(paths []string, opts Options, res *Result, each func(name string, data []byte), unit func(render.Unit)) {
 	for _, p := range paths {
 		if p == "-" {
 			if opts.Stdin == nil {
-				res.fail(&Error{File: StdinName, Msg: "no standard input"})
+				lose(res, "standard input", &Error{File: StdinName, Msg: "no standard input"})
 				continue
 			}
 			data, err := io.ReadAll(opts.Stdin)
 			if err != nil {
-				res.fail(&Error{File: StdinName, Msg: "cannot read", Err: err})
+				lose(res, "standard input", &Error{File: StdinName, Msg: "cannot read", Err: err})
 				continue
 			}
 			res.Files++
@@ -63,24 +94,36 @@ func Read(paths []string, opts Options, res *Result, each func(name string, data
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
-			res.fail(&Error{File: p, Msg: "cannot read", Err: unwrapPathError(err)})
+			lose(res, "path", &Error{File: p, Msg: "cannot read", Err: unwrapPathError(err)})
 			continue
 		}
 		if !fi.IsDir() {
 			readFile(p, res, each)
 			continue
 		}
-		walkDir(p, opts.Ignore, res, each)
+		walkDir(p, opts.Ignore, res, each, unit)
 	}
 }
 
-func walkDir(root string, ignore []string, res *Result, each func(string, []byte)) {
-	var files []string
-	chart := false
+// walkDir reads a folder's manifests in path order. A folder holding
+// Chart.yaml or a kustomization file, the root included, is handed to unit
+// whole and not walked further: its templates are not manifests, and a
+// kustomization's resource files and patches reach the audit through the
+// build (a patch read on its own would be a partial object).
+func walkDir(root string, ignore []string, res *Result, each func(string, []byte), unit func(render.Unit)) {
+	type entry struct {
+		path string
+		unit *render.Unit
+	}
+	var found []entry
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			res.fail(&Error{File: path, Msg: "cannot read", Err: unwrapPathError(err)})
+			what := "file"
 			if d != nil && d.IsDir() {
+				what = "folder"
+			}
+			lose(res, what, &Error{File: path, Msg: "cannot read", Err: unwrapPathError(err)})
+			if what == "folder" {
 				return fs.SkipDir
 			}
 			return nil
@@ -96,28 +139,30 @@ func walkDir(root string, ignore []string, res *Result, each func(string, []byte
 			if path != root && strings.HasPrefix(name, ".") {
 				return fs.SkipDir // .git, .github and the like hold no manifests
 			}
-			if _, err := os.Stat(filepath.Join(path, "Chart.yaml")); err == nil {
-				chart = true
-				res.fail(&Error{File: path, Msg: "is a Helm chart: its templates are not manifests; " +
-					"audit the rendered output instead: helm template " + path + " | rollguard audit -"})
+			if u, ok := render.Detect(path); ok {
+				found = append(found, entry{path, &u})
 				return fs.SkipDir
 			}
 			return nil
 		}
 		if manifestExt[strings.ToLower(filepath.Ext(name))] && !notManifests[name] {
-			files = append(files, path)
+			found = append(found, entry{path: path})
 		}
 		return nil
 	})
 	if err != nil {
-		res.fail(&Error{File: root, Msg: "cannot walk", Err: err})
+		lose(res, "folder", &Error{File: root, Msg: "cannot walk", Err: err})
 	}
-	if len(files) == 0 && !chart {
-		res.fail(&Error{File: root, Msg: "no manifests (.yaml, .yml or .json files) found in this folder"})
+	if len(found) == 0 {
+		lose(res, "", &Error{File: root, Msg: "no manifests (.yaml, .yml or .json files, Helm charts or kustomizations) found in this folder"})
 	}
-	sort.Strings(files)
-	for _, f := range files {
-		readFile(f, res, each)
+	sort.Slice(found, func(i, j int) bool { return found[i].path < found[j].path })
+	for _, e := range found {
+		if e.unit != nil {
+			unit(*e.unit)
+			continue
+		}
+		readFile(e.path, res, each)
 	}
 }
 
@@ -137,23 +182,82 @@ func ignored(path, name string, patterns []string) bool {
 func readFile(path string, res *Result, each func(string, []byte)) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		res.fail(&Error{File: path, Msg: "cannot read", Err: unwrapPathError(err)})
+		lose(res, "file", &Error{File: path, Msg: "cannot read", Err: unwrapPathError(err)})
 		return
 	}
 	res.Files++
 	each(path, data)
 }
 
-// DecodeFile is Decode for a whole file, refusing templates before parsing
-// them: a Helm or Go template may parse as YAML by accident and then be
-// read as something it is not.
+// DecodeFile is Decode for a file that may hold unrendered templates. Each
+// document is judged alone. One that parses and decodes is read whatever
+// its strings hold: a PrometheusRule's "Instance {{ $labels.instance }}
+// down" or an Argo Workflow's "echo {{inputs.parameters.message}}" is valid
+// YAML meant for another program. One that fails, and has a template
+// directive where YAML reads structure, is reported as a template at the
+// directive's line, with how to render it, because the YAML error the
+// directive caused would mislead; its YAML error is kept in the message.
 func DecodeFile(name string, data []byte, res *Result) {
-	if line := TemplateLine(data); line > 0 {
-		res.fail(&Error{File: name, Line: line, Msg: "contains template directives ({{ ... }}): " +
-			"rollguard reads rendered manifests; render it first (helm template CHART) and pass the output with -"})
+	if !bytes.Contains(data, []byte("{{")) {
+		Decode(name, data, res)
 		return
 	}
-	Decode(name, data, res)
+	for _, doc := range Documents(data) {
+		if !bytes.Contains(doc.Data, []byte("{{")) {
+			decodeDocument(name, doc, res)
+			continue
+		}
+		var one Result
+		decodeDocument(name, doc, &one)
+		line := TemplateLine(doc.Data)
+		if len(one.Errors) == 0 || line == 0 {
+			mergeInto(res, &one)
+			continue
+		}
+		// A template that happens to decode in part is not the objects it
+		// seems to be: the whole document goes, with one error.
+		res.fail(&Error{File: name, Line: doc.First + line - 1, Msg: "contains template directives ({{ ... }}) and is not a valid manifest (" +
+			errorAt(one.Errors[0]) + "); " + renderHint(name)})
+	}
+}
+
+// errorAt renders a decoding error without its file name, which the
+// template error that carries it names already.
+func errorAt(err error) string {
+	me, ok := err.(*Error)
+	if !ok {
+		return err.Error()
+	}
+	s := me.Msg
+	if me.Err != nil {
+		s += ": " + me.Err.Error()
+	}
+	if me.Line > 0 {
+		s = fmt.Sprintf("line %d: %s", me.Line, s)
+	}
+	return s
+}
+
+// renderHint says how to audit a template: through the chart folder that
+// holds the file when there is one, else by rendering it first.
+func renderHint(name string) string {
+	if name != StdinName {
+		dir := filepath.Dir(name)
+		for range 4 { // chart/templates/sub/x.yaml is as deep as templates usually go
+			if fi, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err == nil && !fi.IsDir() {
+				return "it belongs to the Helm chart " + dir + ": audit the chart instead, which rollguard renders " +
+					"(rollguard audit " + dir + ", values with -f and --set), or render it yourself: " +
+					"helm template " + render.ReleaseName(dir) + " " + dir + " | rollguard audit -"
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "rollguard reads rendered manifests: give it the chart folder (rollguard audit CHART), " +
+		"or render it first: helm template CHART | rollguard audit -"
 }
 
 // TemplateLine returns the line of the first template directive that

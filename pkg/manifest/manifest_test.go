@@ -163,6 +163,9 @@ func TestTemplates(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -170,12 +173,76 @@ func TestTemplates(t *testing.T) {
 	}
 	tmpl := write("tmpl.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n")
 	ok := write("ok.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: alerts\n  annotations: {summary: \"{{ $labels.pod }} down\"}\ndata:\n  tmpl: |\n    {{ define \"x\" }}\n    {{ end }}\n  after: plain\n")
-	res := manifest.Load([]string{tmpl, ok}, manifest.Options{})
-	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), "tmpl.yaml:4: contains template directives") {
-		t.Fatalf("got %v, want one template error at tmpl.yaml:4", res.Errors)
+	// A template's documents are judged one by one: the plain one after it
+	// is read, the one that needs rendering is the error, at its directive.
+	multi := write("multi.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: plain}\n---\n"+
+		"{{- if .Values.enabled }}\napiVersion: v1\nkind: Service\nmetadata:\n  name: x\n{{- end }}\n")
+	res := manifest.Load([]string{tmpl, ok, multi}, manifest.Options{})
+	var msgs []string
+	for _, e := range res.Errors {
+		msgs = append(msgs, e.Error())
+	}
+	all := strings.Join(msgs, "\n")
+	if len(res.Errors) != 2 || !strings.Contains(all, "tmpl.yaml:4: contains template directives") ||
+		!strings.Contains(all, "multi.yaml:5: contains template directives") {
+		t.Fatalf("got %v, want template errors at tmpl.yaml:4 and multi.yaml:5", all)
+	}
+	for _, want := range []string{"is not a valid manifest (line 4: ", "render it first: helm template CHART | rollguard audit -"} {
+		if !strings.Contains(msgs[0], want) {
+			t.Errorf("%q lacks %q", msgs[0], want)
+		}
 	}
 	if res.Skipped["ConfigMap"] != 1 {
 		t.Errorf("a ConfigMap holding a template in a block scalar or quoted string must load, skipped=%v", res.Skipped)
+	}
+	if len(res.Objects) != 1 || res.Objects[0].Name != "plain" {
+		t.Errorf("the plain document beside the template was not read: %v", res.Objects)
+	}
+	if got := manifest.LeftOut(res.Errors); got != "2 documents" {
+		t.Errorf("LeftOut = %q, want 2 documents", got)
+	}
+
+	// A template inside a chart points at the chart, which rollguard renders.
+	write("shop/Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\n")
+	inChart := write("shop/templates/deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n  labels:\n    {{- include \"x\" . | nindent 4 }}\n")
+	res = manifest.Load([]string{inChart}, manifest.Options{})
+	chartDir := filepath.Join(dir, "shop")
+	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), "deploy.yaml:6: contains template directives") ||
+		!strings.Contains(res.Errors[0].Error(), "belongs to the Helm chart "+chartDir+": audit the chart instead") ||
+		!strings.Contains(res.Errors[0].Error(), "helm template shop "+chartDir) {
+		t.Errorf("got %v, want a template error at deploy.yaml:6 naming the chart", res.Errors)
+	}
+}
+
+// TestTemplateLikeStringsAreData: valid YAML whose plain scalars hold
+// {{ ... }} (a PrometheusRule, an Argo Workflow) is audited with the
+// Deployment beside it, from a file and from standard input.
+func TestTemplateLikeStringsAreData(t *testing.T) {
+	t.Parallel()
+	const file = "testdata/mixed/app-and-alerts.yaml"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if manifest.TemplateLine(data) == 0 {
+		t.Fatal("the fixture no longer has a directive where YAML reads structure; it tests nothing")
+	}
+	for _, res := range []*manifest.Result{
+		manifest.Load([]string{file}, manifest.Options{}),
+		manifest.Load([]string{"-"}, manifest.Options{Stdin: strings.NewReader(string(data))}),
+	} {
+		if len(res.Errors) > 0 {
+			t.Errorf("input errors: %v", res.Errors)
+		}
+		var refs []string
+		for _, o := range res.Objects {
+			refs = append(refs, o.Ref()+"@"+o.Source.String())
+		}
+		src := res.Objects[0].Source.File
+		want := "Deployment/web@" + src + ":34,Service/web@" + src + ":56"
+		if strings.Join(refs, ",") != want || res.Skipped["PrometheusRule"] != 1 || res.Skipped["Workflow"] != 1 {
+			t.Errorf("got %v, skipped %v; want %s and the rule and workflow skipped", refs, res.Skipped, want)
+		}
 	}
 }
 
@@ -190,15 +257,13 @@ func TestLoadPaths(t *testing.T) {
 	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: %s}\n"
 	must(os.MkdirAll(filepath.Join(dir, "app", "nested"), 0o755))
 	must(os.MkdirAll(filepath.Join(dir, ".git"), 0o755))
-	must(os.MkdirAll(filepath.Join(dir, "chart", "templates"), 0o755))
 	must(os.MkdirAll(filepath.Join(dir, "empty"), 0o755))
 	must(os.WriteFile(filepath.Join(dir, "app", "a.yaml"), []byte(strings.Replace(svc, "%s", "a", 1)), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "app", "nested", "b.json"), []byte(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"b"}}`), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "app", "kustomization.yaml"), []byte("resources: [a.yaml]\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "app", "values.yaml"), []byte("replicas: [\n"), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "app", "notes.txt"), []byte("not yaml: ["), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "app", "skip-me.yaml"), []byte("broken: ["), 0o644))
 	must(os.WriteFile(filepath.Join(dir, ".git", "x.yaml"), []byte("broken: ["), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "chart", "Chart.yaml"), []byte("name: c\n"), 0o644))
 
 	res := manifest.Load([]string{filepath.Join(dir, "app"), "-"}, manifest.Options{
 		Stdin: strings.NewReader(strings.Replace(svc, "%s", "c", 1)), Ignore: []string{"skip-*.yaml"}})
@@ -209,15 +274,19 @@ func TestLoadPaths(t *testing.T) {
 		t.Errorf("stdin object from %q", res.Objects[2].Source.File)
 	}
 
-	res = manifest.Load([]string{filepath.Join(dir, "empty"), filepath.Join(dir, "missing.yaml"), filepath.Join(dir, "chart")}, manifest.Options{})
+	res = manifest.Load([]string{filepath.Join(dir, "empty"), filepath.Join(dir, "missing.yaml"), "-"}, manifest.Options{})
 	var msgs []string
 	for _, e := range res.Errors {
 		msgs = append(msgs, e.Error())
 	}
 	all := strings.Join(msgs, "\n")
-	for _, want := range []string{"empty: no manifests", "missing.yaml: cannot read: no such file", "chart: is a Helm chart", "helm template"} {
+	for _, want := range []string{"empty: no manifests", "missing.yaml: cannot read: no such file", "<stdin>: no standard input"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("errors %q lack %q", all, want)
 		}
+	}
+	// A folder without manifests costs nothing; the others cost all they held.
+	if got := manifest.LeftOut(res.Errors); got != "1 path and standard input" {
+		t.Errorf("LeftOut = %q", got)
 	}
 }

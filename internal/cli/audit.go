@@ -122,9 +122,9 @@ rendered with your helm (helm template, values from -f and --set), and a kustomi
 folder (kustomization.yaml) is built with your kustomize (or kubectl kustomize), both
 where they are given and where a walk finds them; findings then name the template, or
 the kustomization, without a line. "-" reads standard input, so rendered output can be
-piped in too. Rules about serving traffic
-fire only for workloads a Service in the input selects (or, with --assume-served, whose
-containers declare ports), never for Jobs and CronJobs.
+piped in too. Rules about serving traffic fire only for workloads a Service in the input
+selects (or, with --assume-served, whose containers declare ports), never for Jobs and
+CronJobs.
 
 Exit status: 0 when nothing at or above --fail-on is found, 1 when something is, 2 on a
 usage or input error (a chart that fails to render, a document that is not valid YAML...;

@@ -1,8 +1,5 @@
-// Package netns implements running code inside a named network namespace
-// (one made with `ip netns add`, under /run/netns): sockets opened there
-// keep that namespace, so a process in the host's namespace can listen and
-// dial inside the lab's and the e2e cluster's isolated networks. Linux
-// only; entering a namespace needs root.
+//go:build linux
+
 package netns
 
 import (
@@ -13,6 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// Supported is true where network namespaces exist: on Linux.
+const Supported = true
 
 // Do runs f on an OS thread that has entered namespace ns. Only that
 // thread is inside: goroutines f starts run elsewhere, in the process's own

@@ -15,10 +15,11 @@ import (
 
 // network is where a run's pods listen and its clients connect from.
 type network interface {
-	// podAddr is pod i's address (host:port).
+	// podAddr is pod i's address (host:port), fixed when the pod is
+	// created.
 	podAddr(i int) string
 	// sandbox gives pod i its address, as the pod's sandbox does before
-	// any container runs.
+	// any container runs, and says if podAddr could not find it one.
 	sandbox(i int, addr string) error
 	// listen opens pod i's listener.
 	listen(i int, addr string) (net.Listener, error)
@@ -28,27 +29,6 @@ type network interface {
 	// dial connects from a client node.
 	dial(ctx context.Context, addr string) (net.Conn, error)
 	close()
-}
-
-// loopback puts each pod on its own loopback address, 127.87.x.y: a pod
-// that does not listen refuses connections, but an address never goes away.
-type loopback struct {
-	block byte
-	port  int
-}
-
-func (l *loopback) podAddr(i int) string {
-	return fmt.Sprintf("127.87.%d.%d:%d", l.block+byte(i/250), i%250+2, l.port)
-}
-
-func (l *loopback) sandbox(int, string) error                       { return nil }
-func (l *loopback) listen(_ int, addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
-func (l *loopback) gone(int)                                        {}
-func (l *loopback) close()                                          {}
-
-func (l *loopback) dial(ctx context.Context, addr string) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", addr)
 }
 
 // netnsNet gives every pod its own network namespace and an address in
@@ -66,6 +46,9 @@ type netnsNet struct {
 
 // NetNSAvailable says why --netns cannot run here, or nil.
 func NetNSAvailable() error {
+	if !netns.Supported {
+		return fmt.Errorf("--netns: %w", netns.ErrUnsupported)
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("--netns needs root (it creates network namespaces)")
 	}
@@ -78,8 +61,13 @@ func NetNSAvailable() error {
 var netnsRun sync.Mutex
 var netnsSeq int
 
-func newNetNS(port int) (*netnsNet, error) {
+func newNetNS() (*netnsNet, error) {
 	if err := NetNSAvailable(); err != nil {
+		return nil, err
+	}
+	// Every pod has a namespace of its own, so one port serves them all.
+	port, err := freePort()
+	if err != nil {
 		return nil, err
 	}
 	netnsRun.Lock()

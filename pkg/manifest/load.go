@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -51,9 +53,63 @@ var notManifests = map[string]bool{
 // not exist is such an error too.
 func Load(paths []string, opts Options) *Result {
 	res := &Result{}
-	walk(paths, opts, res, func(name string, data []byte) { DecodeFile(name, data, res) },
-		func(u render.Unit) { renderUnit(u, opts.Render, res) })
+	// Reading and rendering go in input order; decoding, most of the
+	// work, is spread over every core in chunks of documents, and the
+	// chunks' results are put together in input order again.
+	var parts []*part
+	walk(paths, opts, res, func(name string, data []byte) {
+		docs := Documents(data)
+		braces := bytes.Contains(data, []byte("{{"))
+		for len(docs) > 0 {
+			n := min(len(docs), chunkDocs)
+			parts = append(parts, &part{name: name, docs: docs[:n], braces: braces})
+			docs = docs[n:]
+		}
+	}, func(u render.Unit) {
+		pt := &part{}
+		renderUnit(u, opts.Render, &pt.res)
+		parts = append(parts, pt)
+	})
+	decodeParts(parts)
+	for _, pt := range parts {
+		mergeInto(res, &pt.res)
+	}
 	return res
+}
+
+// chunkDocs is how many documents one decoding job takes: enough to make
+// a job worth scheduling, few enough to balance one large stream over the
+// cores.
+const chunkDocs = 64
+
+// part is a run of documents of one file, or a rendered unit already
+// decoded, and what decoding it produced.
+type part struct {
+	name   string
+	docs   []Document
+	braces bool // the file holds "{{": documents are judged as DecodeFile does
+	res    Result
+}
+
+func decodeParts(parts []*part) {
+	jobs := make(chan *part)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(parts))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pt := range jobs {
+				decodeDocs(pt.name, pt.docs, pt.braces, &pt.res)
+			}
+		}()
+	}
+	for _, pt := range parts {
+		if len(pt.docs) > 0 {
+			jobs <- pt
+		}
+	}
+	close(jobs)
+	wg.Wait()
 }
 
 // Read finds and reads the files Load would decode, calling each with the
@@ -198,11 +254,19 @@ func readFile(path string, res *Result, each func(string, []byte)) {
 // directive's line, with how to render it, because the YAML error the
 // directive caused would mislead; its YAML error is kept in the message.
 func DecodeFile(name string, data []byte, res *Result) {
-	if !bytes.Contains(data, []byte("{{")) {
-		Decode(name, data, res)
+	decodeDocs(name, Documents(data), bytes.Contains(data, []byte("{{")), res)
+}
+
+// decodeDocs decodes documents of one file; braces says whether the file
+// holds "{{" anywhere, so that the template judgement can be skipped.
+func decodeDocs(name string, docs []Document, braces bool, res *Result) {
+	if !braces {
+		for _, doc := range docs {
+			decodeDocument(name, doc, res)
+		}
 		return
 	}
-	for _, doc := range Documents(data) {
+	for _, doc := range docs {
 		if !bytes.Contains(doc.Data, []byte("{{")) {
 			decodeDocument(name, doc, res)
 			continue

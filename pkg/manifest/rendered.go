@@ -113,6 +113,8 @@ func templateFile(dir, src string) string {
 func mergeInto(dst, src *Result) {
 	dst.Objects = append(dst.Objects, src.Objects...)
 	dst.Errors = append(dst.Errors, src.Errors...)
+	dst.Others = append(dst.Others, src.Others...)
+	dst.Files += src.Files
 	for k, v := range src.Skipped {
 		if dst.Skipped == nil {
 			dst.Skipped = map[string]int{}

@@ -81,9 +81,11 @@ func WriteTable(out io.Writer, results []*Result) error {
 		if decided > 0 {
 			pct = 100 * float64(right) / float64(decided)
 		}
-		fmt.Fprintf(w, "\nThe diagnosis, given only what a cluster's observers show (%s),\n"+
-			"matched the ground truth for %.1f%% of the %d failures it attributed to one case; %d of %d were ambiguous.\n",
-			results[0].Scenario.Observers(), pct, decided, amb, fails)
+		sc := results[0].Scenario
+		fmt.Fprintf(w, "\nThe diagnosis, given only what a cluster's observers show (%s; a prober look\n"+
+			"every %s; a %s propagation window), matched the ground truth for %.1f%% of the %d failures\n"+
+			"it attributed to one case; %d of %d were ambiguous.\n",
+			sc.Observers(), sc.probePeriod(), sc.budget().Round(time.Millisecond), pct, decided, amb, fails)
 	}
 	if late > 0 {
 		fmt.Fprintf(w, "%d requests started more than 10ms after their intended time: this machine was too busy to keep the rate.\n", late)

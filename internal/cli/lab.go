@@ -51,8 +51,9 @@ func newLabCommand(s Streams) *cobra.Command {
 only, with a readinessProbe only, and with both. It shows the first three losing connections
 and the last losing none.
 
-The sockets are real: each pod is an HTTP server on its own loopback address (127.87.x.y),
-and a request to a pod that does not listen gets a real "connection refused". The cluster is
+The sockets are real: each pod is an HTTP server on its own loopback address (127.87.x.y;
+on macOS, whose loopback has only 127.0.0.1, on a port of its own of 127.0.0.1), and a
+request to a pod that does not listen gets a real "connection refused". The cluster is
 modelled: a Deployment controller with Kubernetes' rounding, a kubelet that runs readiness
 probes, preStop, SIGTERM and the grace period, and one kube-proxy view of the endpoints per
 client node, each applying changes after its own delay.

@@ -82,6 +82,22 @@ func TestParsePreStopCommands(t *testing.T) {
 		{"a script that does not parse", []string{"sh", "-c", "sleep 5; fi"}, unknown},
 		{"shells nested too deeply", []string{"sh", "-c", `sh -c "sh -c \"sh -c 'sh -c \\\"sleep 1\\\"'\""`}, unknown},
 		{"assignments only", []string{"sh", "-c", "A=1; sleep 2"}, sleeps(2 * s)},
+		{"sh -c SCRIPT NAME: the script is the first operand", []string{"sh", "-c", "sleep 2", "hook"}, sleeps(2 * s)},
+		{"sh with flags and no script", []string{"sh", "-e"}, unknown},
+		{"busybox alone", []string{"busybox"}, unknown},
+		{"exec with nothing to run", []string{"sh", "-c", "exec"}, harmless},
+		{"four shells deep", []string{"sh", "-c", `sh -c "sh -c 'sh -c \"sleep 1\"'"`}, sleeps(1 * s)},
+		{"five shells deep", []string{"sh", "-c", `sh -c "sh -c 'sh -c \"sh -c sleep\\ 1\"'"`}, unknown},
+		{"shells one after another", []string{"sh", "-c", "sh -c 'sleep 1'; sh -c 'sleep 1'; sh -c 'sleep 1'; sh -c 'sleep 1'"}, sleeps(4 * s)},
+		{"pkill with an unresolved pattern, then a signal", []string{"sh", "-c", "pkill $APP --signal QUIT"}, stops},
+		{"sleep with an empty operand", []string{"sleep", ""}, unknown},
+		{"sleep with a word", []string{"sleep", "soon"}, unknown},
+		{"sleep with a negative number", []string{"sleep", "-1"}, unknown},
+		{"sleep with an exponent", []string{"sleep", "1e3"}, unknown},
+		{"sleep infinity", []string{"sleep", "infinity"}, unknown},
+		{"sleep inf", []string{"sleep", "inf"}, unknown},
+		{"sleep nan", []string{"sleep", "nan"}, unknown},
+		{"sleep with a digit separator, which sleep rejects", []string{"sleep", "1_0"}, unknown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -128,13 +144,44 @@ func TestParsePreStopHandlers(t *testing.T) {
 	}
 }
 
+// TestUnknownReasons: what an unknown hook says about itself.
+func TestUnknownReasons(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"sh", "-c", "$(which sleep) 5"}, "runs a command whose name rollguard cannot resolve"},
+		{[]string{"sh", "-c", "sleep $DRAIN"}, `runs "sleep …" with a value rollguard cannot resolve`},
+		{[]string{"sh", "-c", "while true; do sleep 1; done"}, "runs a shell loop, whose duration rollguard cannot tell"},
+		{[]string{"sh", "-c", "for i in 1 2; do sleep 1; done"}, "runs a shell loop"},
+		{[]string{"sh", "-c", "if true; then sleep 1; fi"}, "runs a shell conditional"},
+		{[]string{"sh", "-c", "case x in x) sleep 1;; esac"}, "runs a shell conditional"},
+		{[]string{"sh", "-c", "f() { sleep 1; }"}, "runs a shell function"},
+		{[]string{"sh", "-c", "[[ -f x ]]"}, "runs a shell construct"},
+		{[]string{"sh", "-c", `sh -c "sh -c 'sh -c \"sh -c sleep\\ 1\"'"`}, "nests shells too deeply"},
+		{[]string{"sh", "/drain.sh"}, `runs the script file "/drain.sh"`},
+		{[]string{"bash", "-e"}, "runs bash without a -c script"},
+		{[]string{"sh", "-c", "sleep 5; fi"}, "runs a shell script rollguard cannot parse"},
+	} {
+		p := model.ParsePreStop(execHook(tc.cmd...))
+		if p.Known || !strings.HasPrefix(p.Unknown, tc.want) {
+			t.Errorf("%q: known %v, unknown %q; want it to start %q", tc.cmd, p.Known, p.Unknown, tc.want)
+		}
+	}
+	// A variable set to nothing expands to no word at all.
+	if p := model.ParsePreStop(withEnv(execHook("sh", "-c", "$NOTHING; sleep 2"), "NOTHING", "")); !p.Known || p.Delay != 2*time.Second {
+		t.Errorf("an empty expansion: known %v delay %s (%q), want 2s", p.Known, p.Delay, p.Unknown)
+	}
+}
+
 // TestKubeletExpansion: $(VAR) is replaced when defined and kept as
 // written when not, $$ is a literal $, and a lone $ stays.
 func TestKubeletExpansion(t *testing.T) {
 	t.Parallel()
-	c := withEnv(execHook("/drain", "a$$b", "$(NOPE)", "$(X)", "$(X", "x$"), "X", "1")
+	c := withEnv(execHook("/drain", "a$$b", "$(NOPE)", "$(X)", "n$(X)m", "$(X", "x$"), "X", "1")
 	p := model.ParsePreStop(c)
-	if want := `runs "/drain a$b $(NOPE) 1 $(X x$"`; !strings.HasPrefix(p.Unknown, want) {
+	if want := `runs "/drain a$b $(NOPE) 1 n1m $(X x$"`; !strings.HasPrefix(p.Unknown, want) {
 		t.Errorf("unknown %q, want it to start %q", p.Unknown, want)
 	}
 	// An env var refers to one defined before it.
@@ -188,6 +235,7 @@ func TestInAppFlags(t *testing.T) {
 		{"whole seconds as a separate argument", []string{"--shutdown-grace-period", "12"}, 12 * s, "flag --shutdown-grace-period"},
 		{"a negative value is ignored", []string{"--shutdown-delay-duration=-3s"}, 0, ""},
 		{"a negative number is ignored", []string{"--shutdown-grace-period=-3"}, 0, ""},
+		{"zero is a value", []string{"--shutdown-delay-duration=0s", "--shutdown-grace-period=9"}, 0, "flag --shutdown-delay-duration"},
 	} {
 		sd := model.ContainerShutdown(&corev1.Container{Args: tc.args})
 		if sd.InApp != tc.want || sd.InAppFrom != tc.from {
@@ -208,6 +256,10 @@ func TestInAppFlags(t *testing.T) {
 	sd = model.ContainerShutdown(c, map[string]string{model.ShutdownDelayAnnotation: "1s"}, map[string]string{model.ShutdownDelayAnnotation: "2s"})
 	if sd.InApp != s {
 		t.Errorf("both annotations: in-app %s, want the template's 1s", sd.InApp)
+	}
+	sd = model.ContainerShutdown(c, map[string]string{model.ShutdownDelayAnnotation: "0s"})
+	if sd.InApp != 0 || !strings.HasPrefix(sd.InAppFrom, "annotation") {
+		t.Errorf("an annotation of 0s: in-app %s from %q, want 0s from the annotation, over the flag", sd.InApp, sd.InAppFrom)
 	}
 	sd = model.ContainerShutdown(c, map[string]string{model.ShutdownDelayAnnotation: "-1s"})
 	if sd.InApp != 10*s || sd.InAppFrom != "flag --shutdown-grace-period" {

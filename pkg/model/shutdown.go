@@ -467,8 +467,8 @@ func sleepArgs(args []string) (effect, time.Duration, bool) {
 			}
 		}
 		f, err := strconv.ParseFloat(num, 64)
-		if err != nil || f < 0 || strings.ContainsAny(num, "eExXpP") {
-			return unknownEffect, 0, false // "infinity", an unresolved variable
+		if err != nil || f < 0 || strings.ContainsAny(num, "eExXpPiInN_") {
+			return unknownEffect, 0, false // "infinity" and "nan" (which ParseFloat reads), "1_0", an unresolved variable
 		}
 		total += time.Duration(f * float64(unit))
 	}

@@ -57,7 +57,17 @@ func Load(paths []string, opts Options) *Result {
 	// work, is spread over every core in chunks of documents, and the
 	// chunks' results are put together in input order again.
 	var parts []*part
-	walk(paths, opts, res, func(name string, data []byte) {
+	// What the walk itself records (files that cannot be read, counts)
+	// goes into the parts too, so that errors keep their input order.
+	walked := &Result{}
+	flush := func() {
+		if len(walked.Errors) > 0 || walked.Files > 0 {
+			parts = append(parts, &part{res: *walked})
+			*walked = Result{}
+		}
+	}
+	walk(paths, opts, walked, func(name string, data []byte) {
+		flush()
 		docs := Documents(data)
 		braces := bytes.Contains(data, []byte("{{"))
 		for len(docs) > 0 {
@@ -66,10 +76,12 @@ func Load(paths []string, opts Options) *Result {
 			docs = docs[n:]
 		}
 	}, func(u render.Unit) {
+		flush()
 		pt := &part{}
 		renderUnit(u, opts.Render, &pt.res)
 		parts = append(parts, pt)
 	})
+	flush()
 	decodeParts(parts)
 	for _, pt := range parts {
 		mergeInto(res, &pt.res)

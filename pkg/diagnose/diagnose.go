@@ -55,6 +55,10 @@ type Options struct {
 	// send to a removed endpoint, and may not yet send to an added one,
 	// until that long after the change was observed.
 	Budget time.Duration
+	// ProbePeriod is how often the listen prober looks at each pod. It
+	// reports only changes, so a pod it last saw accepting was still
+	// accepting at its latest look, at most about a period ago.
+	ProbePeriod time.Duration
 	// Rule names the rollguard rule whose fix prevents a cause on a pod,
 	// from what its spec has (the rules registry decides, not this
 	// package); nil leaves rules out.
@@ -136,6 +140,31 @@ func (p *pod) possibly(t time.Time) (accepting, refusing bool) {
 	}
 }
 
+// exitLook counts the watch's news that the pod's container terminated as
+// a look that saw it refusing: its address may stop answering at all (the
+// prober counts a timeout as nothing), so the exit is the first sure sign.
+func (p *pod) exitLook(period time.Duration) {
+	if p.exited.IsZero() {
+		return
+	}
+	exit := timeline.Event{At: p.exited, Kind: timeline.PodRefusing, Pod: p.spec.Name}
+	i := 0
+	for i < len(p.looks) && !p.looks[i].At.After(p.exited) {
+		exit.Since = p.looks[i].At
+		i++
+	}
+	// The prober looked at least every period (two, for a look lost to a
+	// timeout) and would have reported a refusal while the address still
+	// answered: the change came after its last look before the exit.
+	if latest := p.exited.Add(-2 * period); latest.After(exit.Since) {
+		exit.Since = latest
+	}
+	if i > 0 && p.looks[i-1].Kind == timeline.PodRefusing {
+		return // the prober saw it refusing already
+	}
+	p.looks = append(p.looks[:i], append([]timeline.Event{exit}, p.looks[i:]...)...)
+}
+
 // Diagnose attributes each failed request.
 func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) Result {
 	res := Result{Counts: map[Cause]int{}, ByCertainty: map[Certainty]int{}, ByRule: map[string]int{}, Signals: map[string]bool{}}
@@ -180,8 +209,9 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 		}
 	}
 	names := make([]string, 0, len(pods))
-	for n := range pods {
+	for n, p := range pods {
 		names = append(names, n)
+		p.exitLook(opts.ProbePeriod)
 	}
 	sort.Strings(names)
 	rel := func(t time.Time) string { return fmt.Sprintf("+%.2fs", t.Sub(opts.Start).Seconds()) }

@@ -183,11 +183,17 @@ func TestExitedIsGone(t *testing.T) {
 		ev(2, timeline.PodDeleted, "old"),
 		ev(2.2, timeline.PodExited, "old"),
 	}
-	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.ConnectTimeout), rec(2, 2.1, traffic.ConnectTimeout)}, opts(1))
+	o := opts(1)
+	o.ProbePeriod = 20 * time.Millisecond // its last look saw it accepting at 2.16s or later
+	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.ConnectTimeout), rec(2, 2.1, traffic.ConnectTimeout),
+		rec(3, 2.18, traffic.Refused)}, o)
 	if a := res.Attributions[0]; a.Cause != diagnose.Case1 {
 		t.Errorf("after the exit: got %s (%s)", a.Cause, a.Evidence)
 	}
 	if a := res.Attributions[1]; a.Cause != diagnose.Other {
-		t.Errorf("before the exit, seen accepting: got %s (%s)", a.Cause, a.Evidence)
+		t.Errorf("before the exit, when the prober still saw it accepting: got %s (%s)", a.Cause, a.Evidence)
+	}
+	if a := res.Attributions[2]; a.Cause != diagnose.Case1 {
+		t.Errorf("between the prober's last look and the exit: got %s (%s)", a.Cause, a.Evidence)
 	}
 }

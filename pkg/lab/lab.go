@@ -277,7 +277,8 @@ func (r *Result) Diagnose(conntrack bool) (d diagnose.Result, agree, ambiguous f
 	if conntrack {
 		signals = append(append([]timeline.Event(nil), signals...), r.conntrack...)
 	}
-	d = diagnose.Diagnose(signals, r.Failures, diagnose.Options{Budget: r.Scenario.budget(), Rule: ruleFor(r.Scenario), Start: r.Start})
+	d = diagnose.Diagnose(signals, r.Failures, diagnose.Options{Budget: r.Scenario.budget(),
+		ProbePeriod: r.Scenario.probePeriod(), Rule: ruleFor(r.Scenario), Start: r.Start})
 	agree, ambiguous = agreement(d, r.Truth)
 	return d, agree, ambiguous
 }

@@ -144,7 +144,8 @@ spec:
   ports: [{name: a, port: 1, targetPort: nope}, {name: b, port: 2, targetPort: gone}, {name: c, port: 9090}]
 `, name)
 	}
-	rep := audit(t, "b.yaml", served(two, svc("named")), "a.yaml", served(two))
+	svcFirst := strings.TrimPrefix(svc("first"), "---\n") + "---\n" + served(two)
+	rep := audit(t, "b.yaml", served(two, svc("named")), "a.yaml", served(two), "c.yaml", svcFirst)
 	var got []string
 	for _, f := range rep.Findings {
 		if f.Rule.ID == "RG101" || f.Rule.ID == "RG502" {
@@ -158,6 +159,10 @@ spec:
 		"b.yaml Deployment/web RG101 zeta spec.template.spec.containers[0].lifecycle",
 		"b.yaml Service/named RG502  spec.ports[0]",
 		"b.yaml Service/named RG502  spec.ports[1]",
+		"c.yaml Service/first RG502  spec.ports[0]",
+		"c.yaml Service/first RG502  spec.ports[1]",
+		"c.yaml Deployment/web RG101 alpha spec.template.spec.containers[1].lifecycle",
+		"c.yaml Deployment/web RG101 zeta spec.template.spec.containers[0].lifecycle",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("order:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -300,5 +305,66 @@ func TestDaemonSetRemedy(t *testing.T) {
 	want := rules.Remedy{Ops: []rules.Op{{Path: "spec.updateStrategy.rollingUpdate.maxUnavailable", Value: 1}}, Note: "maxUnavailable 1: one pod is replaced at a time"}
 	if got := fs[0].Rule.Remediate(rules.FixOptions{Settings: rules.DefaultSettings()}, fs[0]); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %#v, want %#v", got, want)
+	}
+}
+
+// TestRunOptions: a disabled rule does not run and the others still do;
+// Only runs just the rules named.
+func TestRunOptions(t *testing.T) {
+	t.Parallel()
+	reg := rules.Default()
+	res := &manifest.Result{}
+	manifest.Decode("a.yaml", []byte(served("        - {name: app, image: a, ports: [{containerPort: 8080}]}\n")), res)
+	m := model.Build(res.Objects, model.Options{})
+	rg101, rg201 := reg.Lookup("RG101"), reg.Lookup("RG201")
+	ids := func(rep *rules.Report) string {
+		var out []string
+		for _, f := range rep.Findings {
+			out = append(out, f.Rule.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	rep := reg.Run(m, rules.Options{Settings: rules.DefaultSettings(), Disabled: map[*rules.Rule]bool{rg101: true}})
+	if got := ids(rep); strings.Contains(got, "RG101") || !strings.Contains(got, "RG201") || len(rep.Rules) != len(reg.All())-1 {
+		t.Errorf("RG101 disabled: findings %s from %d rules; want RG201 and no RG101, from all rules but one", got, len(rep.Rules))
+	}
+	rep = reg.Run(m, rules.Options{Settings: rules.DefaultSettings(), Only: map[*rules.Rule]bool{rg201: true}})
+	if got := ids(rep); got != "RG201" || len(rep.Rules) != 1 {
+		t.Errorf("only RG201: findings %q from %d rules, want RG201 from 1", got, len(rep.Rules))
+	}
+}
+
+// TestFindingFields: where a finding points, and how a lowered message
+// reads.
+func TestFindingFields(t *testing.T) {
+	t.Parallel()
+	rep := audit(t, "a.yaml", served("        - {name: app, image: example/app, ports: [{containerPort: 8080}], lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5]}}}}\n"))
+	if fs := findings(rep, "RG201"); len(fs) != 1 || fs[0].Path != "spec.template.spec.containers[0]" || fs[0].Container != "app" {
+		t.Errorf("RG201: %+v, want one finding at the container itself", fs)
+	}
+	fs := findings(rep, "RG104")
+	if len(fs) != 1 || fs[0].Severity != rules.Info ||
+		!strings.HasPrefix(fs[0].Message, `container "app" delays shutdown with an exec preStop hook that needs "sh" and "sleep" in the image`) ||
+		!strings.HasSuffix(fs[0].Message, `; info only: image "example/app" is not a distroless, scratch or other minimal image, which are the ones without a shell`) {
+		t.Errorf("RG104: %+v, want one info finding whose message ends with why it is info", fs)
+	}
+}
+
+// TestSuppressionIsPerObject: a suppressed finding on one workload leaves
+// the same rule's finding on the next one active.
+func TestSuppressionIsPerObject(t *testing.T) {
+	t.Parallel()
+	c := "        - {name: app, image: a, ports: [{containerPort: 8080}], readinessProbe: {tcpSocket: {port: 8080}}}\n"
+	quiet := strings.Replace(served(c), "metadata: {name: web}", "metadata: {name: quiet, annotations: {rollguard.io/ignore: RG101}}", 1)
+	rep := audit(t, "a.yaml", quiet+"---\n"+strings.Replace(served(c), "metadata: {name: web}", "metadata: {name: loud}", 1))
+	var got []string
+	for _, f := range rep.Suppressed {
+		got = append(got, "suppressed "+f.Rule.ID+" "+f.Object.Name)
+	}
+	for _, f := range findings(rep, "RG101") {
+		got = append(got, "active "+f.Rule.ID+" "+f.Object.Name)
+	}
+	if want := "suppressed RG101 quiet, active RG101 loud"; strings.Join(got, ", ") != want {
+		t.Errorf("got %s, want %s", strings.Join(got, ", "), want)
 	}
 }

@@ -368,3 +368,57 @@ func TestSuppressionIsPerObject(t *testing.T) {
 		t.Errorf("got %s, want %s", strings.Join(got, ", "), want)
 	}
 }
+
+// TestEveryServedContainer: a container-level rule judges every served
+// container, so a first container that passes does not hide a second that
+// fails; the finding names the second, with its fix.
+func TestEveryServedContainer(t *testing.T) {
+	t.Parallel()
+	const (
+		probe    = "readinessProbe: {tcpSocket: {port: PORT}}"
+		sleep5   = "lifecycle: {preStop: {sleep: {seconds: 5}}}"
+		tolerant = "readinessProbe: {tcpSocket: {port: PORT}}, livenessProbe: {tcpSocket: {port: PORT}, failureThreshold: 6}"
+	)
+	for _, tc := range []struct {
+		id, good, bad, want string // want: in the bad container's message or fix
+	}{
+		{"RG101", probe + ", " + sleep5, probe, "add lifecycle.preStop.sleep.seconds: 5"},
+		{"RG102", probe + ", " + sleep5, probe + ", lifecycle: {preStop: {sleep: {seconds: 2}}}", "raise the preStop sleep to 5s"},
+		{"RG102", probe, probe + ", lifecycle: {preStop: {sleep: {seconds: 2}}}", "raise the preStop sleep to 5s"},
+		{"RG102", probe + ", lifecycle: {preStop: {exec: {command: [/drain]}}}", probe + ", lifecycle: {preStop: {sleep: {seconds: 2}}}", "less than the 5s propagation budget"},
+		{"RG104", probe + ", " + sleep5, probe + ", lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5]}}}", `needs "sh" and "sleep" in the image`},
+		{"RG104", probe + ", command: [sh, -c, 'sleep 1; exec app'], lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5]}}}",
+			probe + ", lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5]}}}", `needs "sh" and "sleep" in the image`},
+		{"RG105", probe + ", " + sleep5, probe + ", lifecycle: {preStop: {exec: {command: [/drain]}}}", `runs "/drain"`},
+		{"RG105", probe + ", lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5; /drain]}}}", probe + ", lifecycle: {preStop: {exec: {command: [sh, -c, sleep 1; /drain]}}}",
+			`has a preStop hook that after sleeping 1s runs "/drain"`},
+		{"RG201", probe + ", " + sleep5, sleep5, "add a readinessProbe on port 9090"},
+		{"RG201", sleep5 + ", readinessProbe: {exec: {command: [check]}}", sleep5 + ", startupProbe: {tcpSocket: {port: 7000}}",
+			"has no readinessProbe; its startupProbe does not check a served port"},
+		{"RG202", sleep5, sleep5 + ", readinessProbe: {tcpSocket: {port: 7777}}", "probes readiness on port 7777"},
+		{"RG202", sleep5 + ", readinessProbe: {exec: {command: [check]}}", sleep5 + ", readinessProbe: {tcpSocket: {port: 7777}}", "probes readiness on port 7777"},
+		{"RG202", sleep5 + ", readinessProbe: {tcpSocket: {port: nope}}", sleep5 + ", readinessProbe: {tcpSocket: {port: 7777}}", "probes readiness on port 7777"},
+		{"RG202", probe + ", " + sleep5, sleep5 + ", readinessProbe: {tcpSocket: {port: 7777}}", "probe the served port 9090"},
+		{"RG203", sleep5, sleep5 + ", readinessProbe: {tcpSocket: {port: nope}}", `use port 9090, or declare a port named "nope"`},
+		{"RG204", probe + ", " + sleep5, probe + ", livenessProbe: {tcpSocket: {port: PORT}}, " + sleep5, "raise livenessProbe.failureThreshold to 4 or more"},
+		{"RG204", probe + ", livenessProbe: {exec: {command: [check]}}, " + sleep5, probe + ", livenessProbe: {tcpSocket: {port: PORT}}, " + sleep5, "identical readiness and liveness probes"},
+		{"RG204", tolerant + ", " + sleep5, probe + ", livenessProbe: {tcpSocket: {port: PORT}, periodSeconds: 5, failureThreshold: 2}, " + sleep5,
+			"restarts after 10s of failing liveness, no later than readiness takes it out of the endpoints (30s)"},
+		{"RG204", tolerant + ", " + sleep5, "readinessProbe: {tcpSocket: {port: PORT}, periodSeconds: 4, failureThreshold: 5}, livenessProbe: {tcpSocket: {port: PORT}, periodSeconds: 3}, " + sleep5,
+			"raise livenessProbe.failureThreshold to 7 or more"},
+	} {
+		t.Run(tc.id+" "+tc.want, func(t *testing.T) {
+			t.Parallel()
+			c := "        - {name: good, image: gcr.io/distroless/static, ports: [{containerPort: 8080}], " + strings.ReplaceAll(tc.good, "PORT", "8080") + "}\n" +
+				"        - {name: bad, image: gcr.io/distroless/static, ports: [{containerPort: 9090}], " + strings.ReplaceAll(tc.bad, "PORT", "9090") + "}\n"
+			src := strings.Replace(served(c), "ports: [{port: 80, targetPort: 8080}]", "ports: [{name: a, port: 80, targetPort: 8080}, {name: b, port: 90, targetPort: 9090}]", 1)
+			fs := findings(audit(t, "a.yaml", src), tc.id)
+			if len(fs) != 1 || fs[0].Container != "bad" || !strings.Contains(fs[0].Message+" "+fs[0].Fix, tc.want) {
+				for _, f := range fs {
+					t.Logf("%s %s: %s; fix: %s", f.Container, f.Severity, f.Message, f.Fix)
+				}
+				t.Errorf("want one finding, on container bad, with %q", tc.want)
+			}
+		})
+	}
+}

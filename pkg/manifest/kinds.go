@@ -30,7 +30,6 @@ var decoded = map[typeKey]func() any{
 	{"batch/v1", "CronJob"}:                        func() any { return new(batchv1.CronJob) },
 	{"argoproj.io/v1alpha1", "Rollout"}:            func() any { return new(Rollout) },
 	{"monitoring.coreos.com/v1", "ServiceMonitor"}: func() any { return new(ServiceMonitor) },
-	{"monitoring.coreos.com/v1", "PodMonitor"}:     func() any { return new(PodMonitor) },
 }
 
 // builtinKinds lists every kind of the built-in API groups whose kinds
@@ -121,18 +120,6 @@ type ServiceMonitor struct {
 	} `json:"spec"`
 }
 
-// PodMonitor is the part of a Prometheus Operator PodMonitor that rollguard
-// reads: which pods it scrapes, on which container ports.
-type PodMonitor struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata,omitempty"`
-	Spec              struct {
-		Selector            metav1.LabelSelector `json:"selector"`
-		NamespaceSelector   MonitorNamespaces    `json:"namespaceSelector"`
-		PodMetricsEndpoints []MonitorEndpoint    `json:"podMetricsEndpoints"`
-	} `json:"spec"`
-}
-
 // MonitorNamespaces is a monitor's namespace selector; empty means the
 // monitor's own namespace.
 type MonitorNamespaces struct {
@@ -140,8 +127,7 @@ type MonitorNamespaces struct {
 	MatchNames []string `json:"matchNames,omitempty"`
 }
 
-// MonitorEndpoint names a scraped port: a Service port (ServiceMonitor) or
-// container port (PodMonitor) by name, or a target port.
+// MonitorEndpoint names a scraped Service port by name, or by target port.
 type MonitorEndpoint struct {
 	Port       string              `json:"port,omitempty"`
 	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`

@@ -175,19 +175,27 @@ func TestUnknownReasons(t *testing.T) {
 	}
 }
 
-// TestKubeletExpansion: $(VAR) is replaced when defined and kept as
-// written when not, $$ is a literal $, and a lone $ stays.
+// TestKubeletExpansion: $(VAR) is expanded in a container's command and
+// args (where in-app delay flags live), replaced when defined and kept as
+// written when not, $$ being a literal $; never in a preStop hook.
 func TestKubeletExpansion(t *testing.T) {
 	t.Parallel()
-	c := withEnv(execHook("/drain", "a$$b", "$(NOPE)", "$(X)", "n$(X)m", "$(X", "x$"), "X", "1")
-	p := model.ParsePreStop(c)
-	if want := `runs "/drain a$b $(NOPE) 1 n1m $(X x$"`; !strings.HasPrefix(p.Unknown, want) {
-		t.Errorf("unknown %q, want it to start %q", p.Unknown, want)
+	c := withEnv(&corev1.Container{Args: []string{"--shutdown-grace-period=$(G)"}}, "G", "7")
+	if sd := model.ContainerShutdown(c); sd.InApp != 7*time.Second {
+		t.Errorf("in-app delay %s from $(G)=7, want 7s", sd.InApp)
 	}
-	// An env var refers to one defined before it.
-	c = withEnv(execHook("sleep", "$(B)"), "A", "2", "B", "$(A)")
-	if p := model.ParsePreStop(c); !p.Known || p.Delay != 2*time.Second {
-		t.Errorf("got known %v delay %s, want 2s", p.Known, p.Delay)
+	c = withEnv(&corev1.Container{Args: []string{"--shutdown-grace-period=$(B)"}}, "A", "2", "B", "$(A)")
+	if sd := model.ContainerShutdown(c); sd.InApp != 2*time.Second {
+		t.Errorf("an env var refers to one defined before it: got %s, want 2s", sd.InApp)
+	}
+	c = withEnv(execHook("/drain", "$(X)"), "X", "1")
+	if p := model.ParsePreStop(c); !strings.HasPrefix(p.Unknown, `runs "/drain $(X)"`) {
+		t.Errorf("a hook's $(X) was expanded: %q", p.Unknown)
+	}
+	c = withEnv(execHook("sh", "-c", "sleep $D"), "D", "4", "D", "")
+	c.Env[1].ValueFrom = &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}
+	if p := model.ParsePreStop(c); p.Known {
+		t.Errorf("a later valueFrom definition of D must win (unknown), got %s", p.Delay)
 	}
 }
 
@@ -276,7 +284,8 @@ func TestImageHasSkipsEmptyCommands(t *testing.T) {
 		StartupProbe:   &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "sleep 1"}}}},
 		Lifecycle:      &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/busybox", "touch", "/tmp/up"}}}},
 	}
-	for bin, want := range map[string]bool{"sh": true, "sleep": true, "touch": true, "busybox": false} {
+	// busybox runs touch as an applet: the image has busybox, not touch.
+	for bin, want := range map[string]bool{"sh": true, "sleep": true, "touch": false, "busybox": true} {
 		if got := model.ImageHas(c, bin); got != want {
 			t.Errorf("ImageHas(%q) = %v, want %v", bin, got, want)
 		}

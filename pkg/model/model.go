@@ -55,7 +55,7 @@ type Model struct {
 	Services  []*Service
 	PDBs      []*PDB
 	HPAs      []*HPA
-	// Monitors are the ServiceMonitors and PodMonitors of the input.
+	// Monitors are the ServiceMonitors of the input.
 	Monitors []*manifest.Object
 	// Others and Partial are as given in Options.
 	Others  []manifest.Ref
@@ -191,7 +191,7 @@ func Build(objs []*manifest.Object, opts Options) *Model {
 			m.HPAs = append(m.HPAs, newHPA(o, ns, v.Spec.ScaleTargetRef.Kind, v.Spec.ScaleTargetRef.Name, v.Spec.MinReplicas, v.Spec.MaxReplicas))
 		case *autoscalingv1.HorizontalPodAutoscaler:
 			m.HPAs = append(m.HPAs, newHPA(o, ns, v.Spec.ScaleTargetRef.Kind, v.Spec.ScaleTargetRef.Name, v.Spec.MinReplicas, v.Spec.MaxReplicas))
-		case *manifest.ServiceMonitor, *manifest.PodMonitor:
+		case *manifest.ServiceMonitor:
 			m.Monitors = append(m.Monitors, o)
 		default:
 			if w := newWorkload(o, ns); w != nil {
@@ -631,8 +631,8 @@ func less(a, b *manifest.Object) bool {
 }
 
 // markTelemetry marks the served ports that only scrapers use: a port name
-// that says so, a Service port a ServiceMonitor scrapes, a container port a
-// PodMonitor scrapes. Prometheus scrapes pod addresses it discovers, so
+// that says so, or a port reached only through a Service that exists for a
+// ServiceMonitor. Prometheus scrapes pod addresses it discovers, so
 // kube-proxy's lag never reaches those callers.
 func (m *Model) markTelemetry(opts Options) {
 	patterns := opts.TelemetryPorts
@@ -666,43 +666,80 @@ func (m *Model) markTelemetry(opts Options) {
 	}
 }
 
-// scrapedBy names the monitor of the input that scrapes a served port.
+// scrapedBy names the ServiceMonitor of the input that scrapes a served
+// port through a Service that exists for scraping: every port of that
+// Service is scraped, and the workload has another Service for its users.
+// A monitor on a workload's only Service proves the port is scraped, not
+// that only scrapers use it: apps serve /metrics beside their API.
 func (m *Model) scrapedBy(w *Workload, sv *ServedPort) string {
+	if sv.Service == nil || len(w.Services) < 2 {
+		return ""
+	}
+	name := ""
+	for i := range sv.Service.Spec.Spec.Ports {
+		sp := &sv.Service.Spec.Spec.Ports[i]
+		by := m.monitorOf(sv.Service, sp, containerPort(w, sp))
+		if by == "" {
+			return "" // the Service has a port no monitor scrapes
+		}
+		if sp == sv.ServicePort {
+			name = by
+		}
+	}
+	return name
+}
+
+// containerPort is the served port a Service port reaches in the workload.
+func containerPort(w *Workload, sp *corev1.ServicePort) *ServedPort {
+	for _, c := range w.Containers {
+		for i := range c.Served {
+			if c.Served[i].ServicePort == sp {
+				return &c.Served[i]
+			}
+		}
+	}
+	return nil
+}
+
+// monitorOf names a ServiceMonitor that scrapes a Service's port, by the
+// port's name, or by its target: the Service's targetPort, or the container
+// port's name or number (the operator's targetPort is the pod's port).
+func (m *Model) monitorOf(svc *Service, sp *corev1.ServicePort, target *ServedPort) string {
 	for _, o := range m.Monitors {
+		mon, ok := o.Value.(*manifest.ServiceMonitor)
+		if !ok {
+			continue
+		}
 		ns := o.Namespace
 		if ns == "" {
 			ns = m.defaultNS
 		}
-		switch mon := o.Value.(type) {
-		case *manifest.ServiceMonitor:
-			if sv.Service == nil || !monitorCovers(mon.Spec.NamespaceSelector, ns, sv.Service.Namespace) {
-				continue
-			}
-			sel, err := metav1.LabelSelectorAsSelector(&mon.Spec.Selector)
-			if err != nil || !sel.Matches(labels.Set(sv.Service.Spec.Labels)) {
-				continue
-			}
-			for _, ep := range mon.Spec.Endpoints {
-				if (ep.Port != "" && ep.Port == sv.ServicePort.Name) || (ep.TargetPort != nil && targetIs(*ep.TargetPort, sv)) {
-					return "scraped by ServiceMonitor " + o.Name
-				}
-			}
-		case *manifest.PodMonitor:
-			if !monitorCovers(mon.Spec.NamespaceSelector, ns, w.Namespace) {
-				continue
-			}
-			sel, err := metav1.LabelSelectorAsSelector(&mon.Spec.Selector)
-			if err != nil || !selects(sel, w) {
-				continue
-			}
-			for _, ep := range mon.Spec.PodMetricsEndpoints {
-				if (ep.Port != "" && ep.Port == sv.Name) || (ep.TargetPort != nil && targetIs(*ep.TargetPort, sv)) {
-					return "scraped by PodMonitor " + o.Name
-				}
+		if !monitorCovers(mon.Spec.NamespaceSelector, ns, svc.Namespace) {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&mon.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(svc.Spec.Labels)) {
+			continue
+		}
+		for _, ep := range mon.Spec.Endpoints {
+			if (ep.Port != "" && ep.Port == sp.Name) || (ep.TargetPort != nil && (sameTarget(*ep.TargetPort, sp.TargetPort) || target != nil && targetIs(*ep.TargetPort, target))) {
+				return "scraped by ServiceMonitor " + o.Name + " through a Service of its own"
 			}
 		}
 	}
 	return ""
+}
+
+func targetIs(t intstr.IntOrString, sv *ServedPort) bool {
+	if t.Type == intstr.String {
+		return t.StrVal == sv.Name
+	}
+	return t.IntVal == sv.Port
+}
+
+// sameTarget compares a monitor's targetPort with a Service port's.
+func sameTarget(a, b intstr.IntOrString) bool {
+	return a.Type == b.Type && a.IntVal == b.IntVal && a.StrVal == b.StrVal
 }
 
 func monitorCovers(nsSel manifest.MonitorNamespaces, own, target string) bool {
@@ -718,13 +755,6 @@ func monitorCovers(nsSel manifest.MonitorNamespaces, own, target string) bool {
 		return false
 	}
 	return own == target
-}
-
-func targetIs(t intstr.IntOrString, sv *ServedPort) bool {
-	if t.Type == intstr.String {
-		return t.StrVal == sv.Name
-	}
-	return t.IntVal == sv.Port
 }
 
 // TelemetryOnly reports why every port a container serves is only

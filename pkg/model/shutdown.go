@@ -189,13 +189,13 @@ func ParsePreStop(c *corev1.Container) PreStop {
 	case h.Sleep != nil:
 		return PreStop{Kind: PreStopSleep, Known: true, Delay: time.Duration(h.Sleep.Seconds) * time.Second, SleepOnly: true}
 	case h.Exec != nil && len(h.Exec.Command) > 0:
-		env := envOf(c)
-		argv := make([]string, len(h.Exec.Command))
-		for i, a := range h.Exec.Command {
-			argv[i] = expandKube(a, env)
-		}
-		r := &hookReader{env: env, container: c}
-		r.command(argv)
+		// The kubelet runs a hook's command as written: unlike a
+		// container's command and args, it does no $(VAR) expansion
+		// (pkg/kubelet/lifecycle/handlers.go). A shell in the hook
+		// expands $VAR from the env itself, and reads $(VAR) as a
+		// command substitution.
+		r := &hookReader{env: envOf(c), container: c}
+		r.command(h.Exec.Command)
 		return r.result()
 	case h.HTTPGet != nil:
 		ps := PreStop{Kind: PreStopHTTP, Unknown: fmt.Sprintf("calls GET %s, whose effect on the app is unknown", h.HTTPGet.Path)}
@@ -216,6 +216,8 @@ func envOf(c *corev1.Container) map[string]string {
 	for _, e := range c.Env {
 		if e.ValueFrom == nil {
 			env[e.Name] = expandKube(e.Value, env)
+		} else {
+			delete(env, e.Name) // the last definition wins, and this one is unknown
 		}
 	}
 	return env
@@ -293,6 +295,7 @@ type hookReader struct {
 	done      bool // the app was stopped or signalled, or the script exited
 	other     bool // something besides sleep ran
 	depth     int
+	applet    bool // the command is a busybox applet
 }
 
 func (r *hookReader) result() PreStop {
@@ -330,21 +333,27 @@ func (r *hookReader) command(argv []string) {
 	}
 	bin := path.Base(argv[0])
 	if bin == "busybox" && len(argv) > 1 {
+		r.need("busybox") // its applets need no other binary
 		argv = argv[1:]
 		bin = path.Base(argv[0])
+		r.applet = true
 	}
 	if bin == "exec" || bin == "command" || bin == "nohup" {
 		r.command(argv[1:])
 		return
 	}
 	if IsShell(bin) {
-		r.need(bin)
+		if !r.applet {
+			r.need(bin)
+		}
+		r.applet = false
 		r.shell(bin, argv[1:])
 		return
 	}
-	if !builtin[bin] || r.depth == 0 {
+	if (!builtin[bin] || r.depth == 0) && !r.applet {
 		r.need(bin)
 	}
+	r.applet = false
 	line := strings.Join(argv, " ")
 	switch eff, d, ok := r.classify(bin, argv[1:]); {
 	case !ok:
@@ -393,10 +402,8 @@ func (r *hookReader) classify(bin string, args []string) (eff effect, delay time
 		if has("-0", "-l", "-L") {
 			return harmless, 0, true // a liveness check or a listing
 		}
-		if sig := signalOf(args); sig == "" || sig == "TERM" || sig == "15" {
-			return signals, 0, true
-		}
-		return stops, 0, true
+		eff, ok := signalEffect(signalOf(bin, args))
+		return eff, 0, ok
 	case bin == "nginx" || bin == "openresty":
 		if has("-t", "-T", "-v", "-V") || has("reload", "reopen") && has("-s") {
 			return harmless, 0, true
@@ -426,22 +433,58 @@ func (r *hookReader) classify(bin string, args []string) (eff effect, delay time
 	return unknownEffect, 0, false
 }
 
-// signalOf returns the signal a kill-like command sends ("" for the
-// default, SIGTERM), without the SIG prefix.
-func signalOf(args []string) string {
-	for i, a := range args {
+// signalOf returns the signal a kill-like command sends, without the SIG
+// prefix: "" for the default (SIGTERM). Options that take a value, and the
+// other options of pkill and killall (-f, -x, -u USER, -w ...), are not
+// signals.
+func signalOf(bin string, args []string) string {
+	valued := map[string]bool{"-u": true, "-U": true, "-g": true, "-G": true, "-P": true, "-t": true, "-o": true, "-y": true}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		switch {
-		case a == "-s" || a == "--signal":
+		case a == "--":
+			return ""
+		case a == "-s" || a == "--signal" || (bin == "kill" && a == "-n"):
 			if i+1 < len(args) {
 				return strings.TrimPrefix(strings.ToUpper(args[i+1]), "SIG")
 			}
 		case strings.HasPrefix(a, "--signal="):
 			return strings.TrimPrefix(strings.ToUpper(a[len("--signal="):]), "SIG")
-		case len(a) > 1 && a[0] == '-' && a != "--":
-			return strings.TrimPrefix(strings.ToUpper(a[1:]), "SIG")
+		case valued[a] && bin != "kill":
+			i++
+		case len(a) > 1 && a[0] == '-':
+			sig := strings.TrimPrefix(strings.ToUpper(a[1:]), "SIG")
+			if signalNames[sig] || isNumber(sig) {
+				return sig
+			}
 		}
 	}
 	return ""
+}
+
+// signalNames are the signals a hook sends by name.
+var signalNames = map[string]bool{"TERM": true, "KILL": true, "INT": true, "QUIT": true, "HUP": true,
+	"USR1": true, "USR2": true, "WINCH": true, "STOP": true, "CONT": true}
+
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil && s != ""
+}
+
+// signalEffect says what a signal does to a typical server: TERM starts
+// its own shutdown (where an in-app delay applies), KILL, INT and QUIT end
+// it, HUP, USR1, USR2 and WINCH reload or reopen logs, anything else is
+// unknown.
+func signalEffect(sig string) (effect, bool) {
+	switch sig {
+	case "", "TERM", "15":
+		return signals, true
+	case "KILL", "9", "INT", "2", "QUIT", "3":
+		return stops, true
+	case "HUP", "1", "USR1", "10", "USR2", "12", "WINCH", "28", "0":
+		return harmless, true
+	}
+	return unknownEffect, false
 }
 
 // sleepArgs reads sleep's operands as GNU and busybox sleep do: each a

@@ -7,8 +7,9 @@ import (
 )
 
 // telemetryWeb is a workload in namespace shop with a user port (http,
-// 8080) and a metrics port by number (9102), and a Service web (labelled
-// team: shop) with an unnamed port for each; monitors are appended.
+// 8080) and a metrics port by number (9102), a Service web for users and a
+// Service web-metrics (labelled team: shop) for scraping; monitors are
+// appended.
 const telemetryWeb = `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: shop}
@@ -21,10 +22,17 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: shop, labels: {team: shop}}
+metadata: {name: web, namespace: shop}
 spec:
   selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}, {port: 9102, targetPort: 9102}]
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-metrics, namespace: shop, labels: {team: shop}}
+spec:
+  selector: {app: web}
+  ports: [{port: 9102, targetPort: 9102}]
 `
 
 // TestScrapedBy: a port only monitors scrape is marked as telemetry, with
@@ -41,17 +49,17 @@ func TestScrapedBy(t *testing.T) {
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm, namespace: shop}
-spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm"},
+spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm through a Service of its own"},
 		{"ServiceMonitor by container port name as targetPort", `
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm, namespace: shop}
-spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: stats}]}`, model.Options{}, "scraped by ServiceMonitor sm"},
+spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: stats}]}`, model.Options{}, "scraped by ServiceMonitor sm through a Service of its own"},
 		{"ServiceMonitor in the default namespace, like the Service", `
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm}
-spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`, model.Options{Namespace: "shop"}, "scraped by ServiceMonitor sm"},
+spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`, model.Options{Namespace: "shop"}, "scraped by ServiceMonitor sm through a Service of its own"},
 		{"ServiceMonitor in another namespace", `
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
@@ -61,7 +69,7 @@ spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`,
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm, namespace: monitoring}
-spec: {selector: {matchLabels: {team: shop}}, namespaceSelector: {matchNames: [dev, shop]}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm"},
+spec: {selector: {matchLabels: {team: shop}}, namespaceSelector: {matchNames: [dev, shop]}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm through a Service of its own"},
 		{"ServiceMonitor naming other namespaces only", `
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
@@ -71,7 +79,7 @@ spec: {selector: {matchLabels: {team: shop}}, namespaceSelector: {matchNames: [d
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm, namespace: monitoring}
-spec: {selector: {matchLabels: {team: shop}}, namespaceSelector: {any: true}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm"},
+spec: {selector: {matchLabels: {team: shop}}, namespaceSelector: {any: true}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm through a Service of its own"},
 		{"ServiceMonitor selecting other Services", `
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
@@ -86,7 +94,7 @@ spec: {selector: {matchExpressions: [{key: team, operator: Often}]}, endpoints: 
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm, namespace: shop}
-spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm"},
+spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm through a Service of its own"},
 		{"ServiceMonitor of another namespace, then one of this", `
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
@@ -96,57 +104,12 @@ spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm, namespace: shop}
-spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm"},
+spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by ServiceMonitor sm through a Service of its own"},
 		{"ServiceMonitor naming a Service port the Service lacks", `
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm, namespace: shop}
 spec: {selector: {matchLabels: {team: shop}}, endpoints: [{port: metrics}, {targetPort: 9999}]}`, model.Options{}, ""},
-		{"PodMonitor by container port name", `
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: pm, namespace: shop}
-spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{port: stats}]}`, model.Options{}, "scraped by PodMonitor pm"},
-		{"PodMonitor by port number", `
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: pm, namespace: shop}
-spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{targetPort: 9102}]}`, model.Options{}, "scraped by PodMonitor pm"},
-		{"PodMonitor in another namespace", `
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: pm, namespace: monitoring}
-spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{port: stats}]}`, model.Options{}, ""},
-		{"PodMonitor selecting other pods", `
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: pm, namespace: shop}
-spec: {selector: {matchLabels: {app: other}}, podMetricsEndpoints: [{port: stats}]}`, model.Options{}, ""},
-		{"PodMonitor with an invalid selector, then a valid one", `
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: bad, namespace: shop}
-spec: {selector: {matchExpressions: [{key: app, operator: Often}]}, podMetricsEndpoints: [{port: stats}]}
----
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: pm, namespace: shop}
-spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{port: stats}]}`, model.Options{}, "scraped by PodMonitor pm"},
-		{"PodMonitor in another namespace, then one of this", `
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: far, namespace: monitoring}
-spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{port: stats}]}
----
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: pm, namespace: shop}
-spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{port: stats}]}`, model.Options{}, "scraped by PodMonitor pm"},
-		{"PodMonitor naming a port the container lacks", `
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: pm, namespace: shop}
-spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{port: metrics}, {targetPort: 9999}, {targetPort: metrics}]}`, model.Options{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -168,11 +131,33 @@ spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{port: metrics
 	}
 }
 
-// TestAssumedPortsAndServiceMonitors: a port served only by assumption has
-// no Service for a ServiceMonitor to select; a PodMonitor still applies.
-func TestAssumedPortsAndServiceMonitors(t *testing.T) {
+// TestMonitorOnTheOnlyService: a ServiceMonitor on a workload's only
+// Service proves the port is scraped, not that only scrapers use it; and a
+// port served only by assumption has no Service for a monitor to select.
+func TestMonitorOnTheOnlyService(t *testing.T) {
 	t.Parallel()
 	m := build(t, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: app, image: a, ports: [{name: http, containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, labels: {app: web}}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: sm}
+spec: {selector: {matchLabels: {app: web}}, endpoints: [{port: http}]}
+`, model.Options{})
+	if got := m.Workloads[0].Containers[0].Served[0].Telemetry; got != "" {
+		t.Errorf("the only Service's scraped port: telemetry %q, want none", got)
+	}
+	m = build(t, `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
@@ -184,14 +169,9 @@ apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {name: sm}
 spec: {selector: {}, endpoints: [{targetPort: 9102}]}
----
-apiVersion: monitoring.coreos.com/v1
-kind: PodMonitor
-metadata: {name: pm}
-spec: {selector: {matchLabels: {app: web}}, podMetricsEndpoints: [{port: stats}]}
 `, model.Options{AssumeServed: true})
-	if got := m.Workloads[0].Containers[0].Served[0].Telemetry; got != "scraped by PodMonitor pm" {
-		t.Errorf("telemetry %q, want the PodMonitor's", got)
+	if got := m.Workloads[0].Containers[0].Served[0].Telemetry; got != "" {
+		t.Errorf("an assumed port: telemetry %q, want none", got)
 	}
 }
 

@@ -224,7 +224,7 @@ func lowered(rule *Rule, f Finding) string {
 			return scraped(why)
 		}
 		if rule.Case == Case1 && !sharedEndpoints(w) && alone(w) {
-			return "the rollout leaves no other pod serving while this one stops (RG304, RG301): that gap is the outage, which a preStop delay only shortens"
+			return "the rollout leaves no other pod serving while this one stops (RG304, RG301): that gap is the outage, which a preStop delay does not close"
 		}
 		if rule.Case == Case2 && publishesNotReady(c) {
 			return "its Services set publishNotReadyAddresses, so readiness does not decide when the pod joins their endpoints"
@@ -249,22 +249,15 @@ func publishesNotReady(c *model.Container) bool {
 	return len(c.Served) > 0
 }
 
-// alone reports whether the workload's rollout stops its pods with no other
-// pod of it ready: Recreate, or a single replica that cannot surge (a
-// StatefulSet, or maxSurge resolving to 0).
+// alone reports whether the workload's rollout stops its pod with no other
+// pod of it serving: Recreate, or a StatefulSet of one replica, which
+// deletes its pod and waits for it to be gone before creating its
+// successor. (A Deployment of one replica creates the successor at once,
+// and kube-proxy keeps sending to the terminating pod while it serves and
+// nothing else is ready, so there a preStop delay does close the gap.)
 func alone(w *model.Workload) bool {
 	if w.Strategy.Type == "Recreate" {
 		return true
 	}
-	if w.EffectiveReplicas() != 1 {
-		return false
-	}
-	switch w.Kind {
-	case "StatefulSet":
-		return true
-	case "Deployment", "Rollout":
-		surge, _, _, err := model.Fenceposts(w.Strategy.MaxSurge, w.Strategy.MaxUnavailable, 1)
-		return err == nil && surge == 0
-	}
-	return false
+	return w.Kind == "StatefulSet" && w.HPA == nil && (w.Replicas == nil || *w.Replicas == 1)
 }

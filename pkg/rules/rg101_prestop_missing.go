@@ -12,10 +12,11 @@ func prestopMissing() *Rule {
 		Summary: "A served container has no preStop delay",
 		Rollout: "The container gets SIGTERM the moment its pod is deleted and stops listening while kube-proxy on other nodes still sends it new connections, which are refused.",
 		Why: `When a pod is deleted, two things start at once: the kubelet runs the container's
-preStop hook and then sends SIGTERM, and the EndpointSlice controller removes the pod from
-the Service. The second change reaches every node's kube-proxy on its own schedule: at least
-its min-sync-period (1s by default), often several seconds, and tens of seconds in large
-clusters. Until a node has reprogrammed its rules it keeps sending new connections to the
+preStop hook and then sends SIGTERM, and the EndpointSlice controller marks the pod's
+endpoint terminating (not ready), so kube-proxy stops picking it for new connections while
+another endpoint is ready. That change reaches every node's kube-proxy on its own schedule:
+kube-proxy applies changes at most once per min-sync-period (1s by default), so often up to
+a second or more later, and tens of seconds in large clusters. Until a node has reprogrammed its rules it keeps sending new connections to the
 old pod. Without a preStop delay the app receives SIGTERM at once, closes its listener, and
 those connections get "connection refused" (or time out, or "no route to host", once the
 pod's address is gone).
@@ -30,8 +31,8 @@ flags --shutdown-grace-period (ingress-nginx) and --shutdown-delay-duration. Tha
 counts like a preStop sleep, here and in RG102 and RG103.
 
 The finding is info when only scrapers use the container's ports (port names such as
-metrics or pprof, or a ServiceMonitor or PodMonitor of the input scrapes them), since they
-dial pod addresses and not the Service; and when the rollout leaves no other pod serving
+metrics or pprof, or reached only through a Service of their own that a ServiceMonitor of
+the input scrapes), since scrapers dial pod addresses and not the Service; and when the rollout leaves no other pod serving
 anyway (one replica that cannot surge, or Recreate: RG304 and RG301 report that gap). For
 a headless Service the message says that propagation is DNS caching, not kube-proxy.`,
 		Fix: `Add a preStop hook that sleeps for at least the propagation budget, so the container keeps
@@ -53,7 +54,9 @@ serving until every node has stopped sending it traffic. Use the native sleep ac
 				}
 				msg := fmt.Sprintf("container %q serves %s and has no preStop hook", c.Spec.Name, portsText(c))
 				fix := fmt.Sprintf("add lifecycle.preStop.sleep.seconds: %d (the propagation budget)", s.BudgetSeconds())
-				if sd.Hook.Kind != model.PreStopNone {
+				if sd.Hook.Kind != model.PreStopNone && sd.Hook.SleepOnly {
+					msg = fmt.Sprintf("container %q serves %s and its preStop hook sleeps 0s", c.Spec.Name, portsText(c))
+				} else if sd.Hook.Kind != model.PreStopNone {
 					msg = fmt.Sprintf("container %q serves %s and its preStop hook runs %s at once, with no delay before it", c.Spec.Name, portsText(c), sd.Hook.Action)
 					// A hook holds one action: the sleep goes in front of the command.
 					fix = fmt.Sprintf("sleep %ds in the hook before %s (a shell hook: rollguard fix --prepend-sleep), or have the app keep serving that long after SIGTERM", s.BudgetSeconds(), sd.Hook.Action)

@@ -14,15 +14,17 @@ func prestopShort() *Rule {
 		Why: `A preStop sleep only protects a rollout if it outlasts endpoint propagation: the time from
 the pod's deletion until the last node's kube-proxy stops sending it new connections. A
 sleep shorter than that ends while some nodes still route to the pod. rollguard compares the
-sleep with the propagation budget (--propagation-budget, 5s by default): kube-proxy's
-min-sync-period is 1s by default, and large clusters take several seconds more.
+sleep with the propagation budget (--propagation-budget, 5s by default): kube-proxy syncs
+at most once per min-sync-period (1s by default), and large clusters take several seconds
+more.
 
 The delay rollguard compares is the time from the pod's deletion until the container stops
 accepting connections: the sleeps of the preStop hook before any command that stops or
 signals the app, plus, unless the hook stopped the app itself, the app's own delay after
 SIGTERM (the rollguard.io/shutdown-delay annotation, or the --shutdown-grace-period and
---shutdown-delay-duration flags). $VAR and $(VAR) in a hook are read from the container's
-env.`,
+--shutdown-delay-duration flags). $VAR in a shell hook is read from the container's env;
+the kubelet does not expand $(VAR) in hooks (only in command and args), so a hook that
+relies on it gets the literal text.`,
 		Fix: `Raise the preStop sleep to at least the propagation budget, and raise
 terminationGracePeriodSeconds with it (see RG103).`,
 		Example: `lifecycle:

@@ -18,7 +18,11 @@ func pdbBlocksDrain() *Rule {
 lets the eviction API evict nothing. kubectl drain then retries forever, and cluster
 upgrades stall until an operator deletes the pods directly or removes the budget: the
 disruption the budget was meant to prevent happens anyway, unplanned. For a workload with an
-HPA, rollguard compares with the HPA's minReplicas.`,
+HPA, rollguard compares with the HPA's minReplicas. A budget over a DaemonSet's pods (or
+bare pods) with maxUnavailable or a percentage minAvailable allows nothing at all: the
+disruption controller resolves those against the controller's scale subresource, which a
+DaemonSet does not have, and when that fails it sets the allowed disruptions to 0. Use an
+integer minAvailable for DaemonSets.`,
 		Fix: `Allow one disruption: maxUnavailable: 1, or minAvailable below the replica count.`,
 		Example: `spec:
   maxUnavailable: 1
@@ -50,7 +54,26 @@ HPA, rollguard compares with the HPA's minReplicas.`,
 					scale += " (an HPA's minReplicas)"
 				}
 				var msg, path string
+				unscalable := ""
+				for _, w := range p.Workloads {
+					if w.Kind == "DaemonSet" || w.Kind == "Pod" {
+						unscalable = w.Kind + "/" + w.Name
+						break
+					}
+				}
 				switch {
+				case unscalable != "" && (validBudget(spec.MaxUnavailable) || spec.MaxUnavailable == nil && validBudget(spec.MinAvailable) && spec.MinAvailable.Type == intstr.String):
+					// The disruption controller scales maxUnavailable and
+					// percentages by the controller's scale subresource, which a
+					// DaemonSet lacks (a bare pod has no controller): its sync
+					// fails and it allows no disruption (failSafe).
+					field, val := "maxUnavailable", spec.MaxUnavailable
+					if val == nil {
+						field, val = "minAvailable", spec.MinAvailable
+					}
+					msg = fmt.Sprintf("%s %s selects %s, which has no scale for the disruption controller to resolve it against, so it allows no eviction",
+						field, val.String(), unscalable)
+					path = "spec." + field
 				case spec.MaxUnavailable != nil:
 					if n, ok := scaledUp(*spec.MaxUnavailable, replicas, countKnown); ok && n == 0 {
 						msg, path = fmt.Sprintf("maxUnavailable %s of %s allows 0 evictions", spec.MaxUnavailable.String(), scale), "spec.maxUnavailable"
@@ -67,9 +90,12 @@ HPA, rollguard compares with the HPA's minReplicas.`,
 				if msg == "" {
 					continue
 				}
+				if unscalable == "" {
+					msg = fmt.Sprintf("%s: at that count no pod of %s can be evicted", msg, strings.Join(names, ", "))
+				}
 				out = append(out, Finding{Object: p.Object, Path: path,
-					Message: fmt.Sprintf("%s: at that count no pod of %s can be evicted", msg, strings.Join(names, ", ")),
-					Fix:     "set maxUnavailable: 1 (and remove minAvailable)"})
+					Message: msg,
+					Fix:     fixFor(unscalable)})
 			}
 			return out
 		},
@@ -99,4 +125,21 @@ func scaledUp(v intstr.IntOrString, replicas int32, countKnown bool) (int32, boo
 		return 0, false
 	}
 	return int32(n), true
+}
+
+func fixFor(unscalable string) string {
+	if unscalable != "" {
+		return "use an integer minAvailable below the number of nodes " + unscalable + " runs on"
+	}
+	return "set maxUnavailable: 1 (and remove minAvailable)"
+}
+
+// validBudget reports whether a budget value is one the API server accepts:
+// a number, or a percentage.
+func validBudget(v *intstr.IntOrString) bool {
+	if v == nil {
+		return false
+	}
+	_, pct := percent(v.StrVal)
+	return v.Type == intstr.Int || pct
 }

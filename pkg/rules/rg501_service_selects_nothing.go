@@ -18,7 +18,7 @@ that matches no pod template (a label changed on one side only, a typo) leaves i
 endpoints; kube-proxy then rejects its connections. rollguard reports it only when the input
 holds workloads in that namespace, and not for Services without a selector, whose endpoints
 are managed by hand. When the namespace also holds an operator's object that may run the
-pods (a Prometheus, an Alertmanager, a custom resource named in the selector), the finding
+pods (a Prometheus, an Alertmanager, a Kafka or another kind known to run pods), the finding
 is info: those pods are not in the input. With audit --cluster -l, which reads only some
 workloads, it is not reported at all.`,
 		Fix: `Make the selector match the labels of the pod template that should serve it.`,
@@ -54,21 +54,29 @@ var operatorKinds = map[string]bool{
 }
 
 // operatorMayOwn says which object of the namespace an operator may be
-// running the selected pods for: a known pod-owning kind, or any custom
-// resource whose name the selector's labels name (operators label their
-// pods with the owner's name: prometheus=NAME, strimzi.io/cluster=NAME).
+// running the selected pods for: one of a known pod-running kind whose name
+// the selector's labels name (operators label their pods with the owner's
+// name: prometheus=NAME, strimzi.io/cluster=NAME), or, when no label names
+// one, any object of such a kind in the namespace.
 func operatorMayOwn(m *model.Model, ns string, sel map[string]string) string {
 	named := map[string]bool{}
 	for _, v := range sel {
 		named[v] = true
 	}
+	var any string
 	for _, o := range m.Others {
 		if o.Namespace != "" && o.Namespace != ns {
 			continue
 		}
-		if operatorKinds[o.Kind] || named[o.Name] {
+		if operatorKinds[o.Kind] && !named[o.Name] && any == "" {
+			any = fmt.Sprintf("the namespace holds %s %s, whose operator may run the pods it selects; rollguard cannot see those pods", o.Kind, o.Name)
+			continue
+		}
+		// Only kinds known to run pods: a Certificate or a VirtualService
+		// often shares the app's name and runs nothing.
+		if operatorKinds[o.Kind] {
 			return fmt.Sprintf("the namespace holds %s %s, whose operator may run the pods it selects; rollguard cannot see those pods", o.Kind, o.Name)
 		}
 	}
-	return ""
+	return any
 }

@@ -85,8 +85,9 @@ func probePort(p *corev1.Probe) (intstr.IntOrString, bool) {
 }
 
 // resolvePort resolves a probe port against the container's own ports as
-// the kubelet does: a name is looked up first, then read as a number. It
-// returns 0 for a name that is neither.
+// the kubelet does: a name is looked up among them (pkg/probe/util.go). A
+// numeric string is read as a number too, which the API server would not
+// have accepted as a name; it returns 0 for a name no port has.
 func resolvePort(c *corev1.Container, port intstr.IntOrString) int32 {
 	if port.Type == intstr.Int {
 		return port.IntVal

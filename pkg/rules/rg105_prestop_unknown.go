@@ -12,9 +12,10 @@ func prestopUnknown() *Rule {
 		Summary: "A served container's preStop hook has an effect rollguard cannot read",
 		Rollout: "If the hook stops the app, or ends, before every node's kube-proxy has removed the pod, connections from the slower nodes are refused or time out.",
 		Why: `rollguard reads what a preStop hook does to the app: it follows an exec hook's commands
-(directly, or through sh -c and its flag forms, with $VAR and $(VAR) resolved from the
-container's env) up to the first one that stops or signals the app, and adds up the sleeps
-before it. It knows sleep, kill, killall and pkill (SIGTERM, or another signal), nginx -s
+(directly, or through sh -c and its flag forms, with a shell's $VAR resolved from the
+container's env; the kubelet does not expand $(VAR) in hooks) up to the first one that stops or signals the app, and adds up the sleeps
+before it. It knows sleep, kill, killall and pkill (SIGTERM signals the app; KILL,
+INT and QUIT stop it; HUP and USR1/USR2 change nothing), nginx -s
 quit/stop, apachectl -k graceful-stop/stop, ingress-nginx's /wait-shutdown, and Envoy's admin
 endpoints. A command it does not know (a custom binary, an HTTP call to the app, a loop
 whose length depends on the app) may stop the app at once or keep it serving for minutes.

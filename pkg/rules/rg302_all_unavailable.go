@@ -19,7 +19,10 @@ func allUnavailable() *Rule {
 percentage down, and may take that many pods away at once. When the result reaches the
 replica count (maxUnavailable 100%, or an absolute value at least the replica count) a
 rollout can leave no ready pod at all. For a workload scaled by an HPA, rollguard uses the
-HPA's minReplicas, its lowest point.`,
+HPA's minReplicas, its lowest point. A StatefulSet honours
+updateStrategy.rollingUpdate.maxUnavailable only with the MaxUnavailableStatefulSet feature,
+on by default from Kubernetes 1.37 (older clusters replace one pod at a time whatever it
+says).`,
 		Fix: `Keep maxUnavailable below the replica count (0 with a maxSurge of 1 or 25% is the safe
 default for most services), so that at least one ready pod serves throughout.`,
 		Example: `strategy:

@@ -133,9 +133,10 @@ func TestDeletedPodIsNotEarly(t *testing.T) {
 	}
 }
 
-// TestModelEventsAreNotRead feeds only what the lab's model alone knows
-// (when apps really listened and closed, when each node applied a change):
-// no cluster shows it, so the diagnosis must explain nothing with it.
+// TestModelEventsAreNotRead: what only the lab's model knows (when apps
+// really listened and closed, when each node applied a change) must change
+// nothing: alone it explains no failure, and added to the observers' events
+// it changes no attribution, even where it would settle an ambiguity.
 func TestModelEventsAreNotRead(t *testing.T) {
 	t.Parallel()
 	model := []timeline.Event{
@@ -143,18 +144,30 @@ func TestModelEventsAreNotRead(t *testing.T) {
 		{At: at(0), Kind: timeline.NodeAdded, Pod: "old", Node: 0},
 		ev(2, timeline.PodSIGTERM, "old"),
 		ev(2, timeline.PodClosed, "old"),
-		{At: at(3), Kind: timeline.NodeRemoved, Pod: "old", Node: 0},
-		{At: at(3), Kind: timeline.NodeAdded, Pod: "new", Node: 0},
+		{At: at(2.2), Kind: timeline.NodeRemoved, Pod: "old", Node: 0},
+		{At: at(2.2), Kind: timeline.NodeAdded, Pod: "new", Node: 0},
 		ev(4, timeline.PodListening, "new"),
 	}
-	res := diagnose.Diagnose(model, []traffic.Record{rec(1, 2.5, traffic.Refused), rec(2, 3.5, traffic.Refused)}, opts(1))
-	for _, a := range res.Attributions {
+	failures := []traffic.Record{rec(1, 2.1, traffic.Refused), rec(2, 2.5, traffic.Refused), rec(3, 3.5, traffic.Refused)}
+	alone := diagnose.Diagnose(model, failures, opts(1))
+	for _, a := range alone.Attributions {
 		if a.Cause != diagnose.Other {
 			t.Errorf("request %d attributed to %s from model-only events (%s)", a.Seq, a.Cause, a.Evidence)
 		}
 	}
-	if len(res.Signals) != 0 {
-		t.Errorf("signals %v: model events are no observer's", res.Signals)
+	if len(alone.Signals) != 0 {
+		t.Errorf("signals %v: model events are no observer's", alone.Signals)
+	}
+	observed := diagnose.Diagnose(step, failures, opts(1))
+	both := diagnose.Diagnose(append(append([]timeline.Event(nil), step...), model...), failures, opts(1))
+	for i := range failures {
+		o, b := observed.Attributions[i], both.Attributions[i]
+		if o.Cause != b.Cause || o.Certainty != b.Certainty || o.Evidence != b.Evidence {
+			t.Errorf("request %d: %s (%s) with the observers alone, %s (%s) with the model's events too", o.Seq, o.Cause, o.Evidence, b.Cause, b.Evidence)
+		}
+	}
+	if observed.Attributions[0].Cause != diagnose.Ambiguous {
+		t.Errorf("request 1 should be ambiguous to the observers (the model knows it went to old): %s", observed.Attributions[0].Cause)
 	}
 }
 

@@ -359,9 +359,9 @@ func (c *cluster) deletePod(p *pod) {
 		p.closed = time.Now() // before Close: a dial refused after now found no listener
 		c.event(timeline.PodClosed, p)
 		if p.ready && c.sc.Readiness != nil {
-			// The kubelet probes a terminating pod too: its next probe
-			// fails, and the endpoint stops serving.
-			c.after(c.sc.Readiness.Period, func() {
+			// The kubelet probes a terminating pod too: after the default
+			// failureThreshold of 3 failed probes, the endpoint stops serving.
+			c.after(3*c.sc.Readiness.Period, func() {
 				if !p.exited {
 					c.setEndpoint(p, opUnserve)
 				}

@@ -108,23 +108,40 @@ func TestConntrack(t *testing.T) {
 func TestProberIgnoresTimeouts(t *testing.T) {
 	t.Parallel()
 	var got []timeline.Event
-	errs := []error{
-		&net.OpError{Op: "dial", Err: context.DeadlineExceeded},
-		&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)},
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer l.Close()
+	// Accepting first, then timeouts for a while, then no route.
 	i := 0
+	var noRoute time.Time
 	p := &observe.Prober{Period: time.Millisecond, Timeout: time.Millisecond,
-		Dial: func(context.Context, string) (net.Conn, error) {
-			err := errs[min(i, len(errs)-1)]
+		Dial: func(ctx context.Context, _ string) (net.Conn, error) {
 			i++
-			return nil, err
+			switch {
+			case i == 1:
+				var d net.Dialer
+				return d.DialContext(ctx, "tcp", l.Addr().String())
+			case i < 6:
+				return nil, &net.OpError{Op: "dial", Err: context.DeadlineExceeded}
+			}
+			if noRoute.IsZero() {
+				noRoute = time.Now()
+			}
+			return nil, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}
 		},
 		Emit: func(e timeline.Event) { got = append(got, e) }}
 	p.Watch("web", "192.0.2.1:80")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	p.Run(ctx)
-	if len(got) != 1 || got[0].Kind != timeline.PodRefusing || !got[0].Since.IsZero() {
-		t.Errorf("got %+v: want one refusing event, from the no-route look, none from the timeout", got)
+	if len(got) != 2 || got[0].Kind != timeline.PodAccepting || got[1].Kind != timeline.PodRefusing {
+		t.Fatalf("got %+v: want accepting, then refusing from the no-route look, none from the timeouts", got)
+	}
+	// The refusal's lower bound is the last answered look: the first one,
+	// not a timeout.
+	if !got[1].Since.Equal(got[0].At) || got[1].At.Before(noRoute) {
+		t.Errorf("refusing at %v since %v: want the no-route look (from %v), since the accepting look at %v", got[1].At, got[1].Since, noRoute, got[0].At)
 	}
 }

@@ -31,7 +31,7 @@ type Cause string
 const (
 	Case1     Cause = "case1"
 	Case2     Cause = "case2"
-	Ambiguous Cause = "ambiguous" // both cases explain it
+	Ambiguous Cause = "ambiguous" // more than one explanation fits
 	Other     Cause = "other"
 )
 
@@ -111,8 +111,9 @@ type Result struct {
 type pod struct {
 	spec PodSpec
 	// deleted: deletion observed; ready: first ready endpoint observed;
-	// exited: its container's termination observed.
-	deleted, ready, exited time.Time
+	// exited: its container's termination observed; unserved: its endpoint
+	// seen no longer serving, or removed.
+	deleted, ready, exited, unserved time.Time
 	// looks are the prober's changes, in time order.
 	looks []timeline.Event
 }
@@ -165,6 +166,76 @@ func (p *pod) exitLook(period time.Duration) {
 	p.looks = append(p.looks[:i], append([]timeline.Event{exit}, p.looks[i:]...)...)
 }
 
+// readyCount follows how many of the Service's endpoints the watch showed
+// ready, over time.
+type readyCount struct {
+	in      map[string]bool
+	changes []readyAt
+}
+
+type readyAt struct {
+	at time.Time
+	n  int
+}
+
+func (c *readyCount) change(at time.Time, pod string, ready bool) {
+	if c.in[pod] == ready {
+		return
+	}
+	c.in[pod] = ready
+	n := 0
+	if len(c.changes) > 0 {
+		n = c.changes[len(c.changes)-1].n
+	}
+	if ready {
+		n++
+	} else {
+		n--
+	}
+	c.changes = append(c.changes, readyAt{at, n})
+}
+
+// fallback reports whether a node may have sent a request at t to a
+// deleted pod through kube-proxy's fallback to serving terminating
+// endpoints: at some moment in the budget before t (a node may apply a
+// change that late), after the deletion and while the pod still served, the
+// watch showed no ready endpoint at all.
+func (c *readyCount) fallback(p *pod, t time.Time, budget time.Duration) bool {
+	from, to := t.Add(-budget), t
+	if p.deleted.After(from) {
+		from = p.deleted
+	}
+	if !p.unserved.IsZero() && p.unserved.Before(to) {
+		to = p.unserved
+	}
+	if to.Before(from) {
+		return false
+	}
+	n := -1
+	for _, ch := range c.changes {
+		if ch.at.After(to) {
+			break
+		}
+		if ch.at.After(from) && ch.n == 0 {
+			return true
+		}
+		n = ch.n
+	}
+	return n == 0
+}
+
+// zeroAt reports whether the watch showed no ready endpoint at t.
+func (c *readyCount) zeroAt(t time.Time) bool {
+	n := 0
+	for _, ch := range c.changes {
+		if ch.at.After(t) {
+			break
+		}
+		n = ch.n
+	}
+	return n == 0
+}
+
 // Diagnose attributes each failed request.
 func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) Result {
 	res := Result{Counts: map[Cause]int{}, ByCertainty: map[Certainty]int{}, ByRule: map[string]int{}, Signals: map[string]bool{}}
@@ -178,6 +249,7 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 		return pods[name]
 	}
 	tracked := map[int64]timeline.Event{}
+	ready := &readyCount{in: map[string]bool{}}
 	for _, e := range events {
 		if !e.Kind.Observed() {
 			continue // the lab's model knows more than any cluster shows
@@ -199,7 +271,15 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 			if p.ready.IsZero() {
 				p.ready = e.At
 			}
+			ready.change(e.At, e.Pod, true)
 			res.Signals["watch"] = true
+		case timeline.EndpointTerminating:
+			ready.change(e.At, e.Pod, false)
+		case timeline.EndpointNotServing, timeline.EndpointRemoved:
+			ready.change(e.At, e.Pod, false)
+			if p.unserved.IsZero() {
+				p.unserved = e.At
+			}
 		case timeline.PodAccepting, timeline.PodRefusing:
 			p.looks = append(p.looks, e)
 			res.Signals["prober"] = true
@@ -219,7 +299,14 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 	for _, r := range failures {
 		a := Attribution{Seq: r.Seq, At: r.Start, Node: r.Node, Class: r.Class, Cause: Other, Certainty: Unexplained}
 		end := FailedAt(r)
-		if tr, ok := tracked[r.Seq]; ok {
+		tr, ok := tracked[r.Seq]
+		switch {
+		case !ok && res.Signals["conntrack"]:
+			// Conntrack saw the connection translated to no pod: kube-proxy
+			// rejected it, as it does when the Service has no endpoint.
+			a.Certainty, a.Signals = Exact, []string{"conntrack"}
+			a.Evidence = "conntrack shows it was sent to no pod: the node had no endpoint for the Service"
+		case ok:
 			p := get(tr.Pod)
 			a.Certainty, a.Pods, a.Signals = Exact, []string{tr.Pod}, []string{"conntrack", "watch", "prober"}
 			switch {
@@ -232,13 +319,17 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 			default:
 				a.Evidence = fmt.Sprintf("sent to %s (conntrack), which was accepting connections", tr.Pod)
 			}
-		} else {
+		default:
 			var dead, new []string
 			for _, name := range names {
 				p := pods[name]
 				// Case 1: deleted, maybe still in this node's rules, and
 				// maybe no longer accepting when the request failed.
-				if !p.deleted.IsZero() && !p.deleted.After(end) && !r.Start.After(p.deleted.Add(opts.Budget)) && gone(p, r.Start, end) {
+				// Past the budget, a node may still route to it through
+				// kube-proxy's fallback: while no endpoint was ready and
+				// this one still served.
+				inRules := !r.Start.After(p.deleted.Add(opts.Budget)) || ready.fallback(p, r.Start, opts.Budget)
+				if !p.deleted.IsZero() && !p.deleted.After(end) && inRules && gone(p, r.Start, end) {
 					dead = append(dead, name)
 					continue
 				}
@@ -249,7 +340,20 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 				}
 			}
 			a.Signals = []string{"watch", "prober", "budget"}
+			// Once every deleted candidate's endpoint was gone and nothing
+			// was ready, the node may as well have had no endpoint at all:
+			// a refusal then is the gap itself, not Case 1.
+			empty := len(dead) > 0 && ready.zeroAt(r.Start)
+			for _, name := range dead {
+				if u := pods[name].unserved; u.IsZero() || u.After(r.Start) {
+					empty = false
+				}
+			}
 			switch {
+			case empty && len(new) == 0:
+				a.Cause, a.Certainty, a.Case1Pods = Ambiguous, Inferred, dead
+				a.Evidence = fmt.Sprintf("node %d may still have routed to %s (deleted, no longer serving, not accepting), or had no endpoint at all",
+					r.Node, strings.Join(dead, ", "))
 			case len(dead) > 0 && len(new) > 0:
 				a.Cause, a.Certainty, a.Case1Pods, a.Case2Pods = Ambiguous, Inferred, dead, new
 				a.Evidence = fmt.Sprintf("node %d may still have routed to %s (deleted, not accepting) or already to %s (not yet accepting)",
@@ -257,7 +361,7 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 			case len(dead) > 0:
 				p := pods[dead[0]]
 				a.Cause, a.Certainty, a.Pods = Case1, Inferred, dead
-				a.Evidence = fmt.Sprintf("node %d may still have routed to %s: deleted at %s (within the %s budget), not accepting",
+				a.Evidence = fmt.Sprintf("node %d may still have routed to %s: deleted at %s, not accepting (within the %s budget, or by kube-proxy's fallback while no endpoint was ready)",
 					r.Node, strings.Join(dead, ", "), rel(p.deleted), opts.Budget)
 			case len(new) > 0:
 				p := pods[new[0]]

@@ -104,14 +104,16 @@ func TestConntrackIsExact(t *testing.T) {
 		timeline.Event{At: at(2.5), Kind: timeline.ConnTracked, Pod: "old", Node: 0, Seq: 1},
 		timeline.Event{At: at(2.6), Kind: timeline.ConnTracked, Pod: "new", Node: 0, Seq: 2},
 		timeline.Event{At: at(4.5), Kind: timeline.ConnTracked, Pod: "new", Node: 0, Seq: 3})
-	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.Refused), rec(2, 2.6, traffic.Refused), rec(3, 4.5, traffic.Refused)}, opts(1))
-	want := []diagnose.Cause{diagnose.Case1, diagnose.Case2, diagnose.Other}
+	// Request 4 conntrack saw sent to no pod: the node had no endpoint.
+	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 2.5, traffic.Refused), rec(2, 2.6, traffic.Refused), rec(3, 4.5, traffic.Refused),
+		rec(4, 2.5, traffic.Refused)}, opts(1))
+	want := []diagnose.Cause{diagnose.Case1, diagnose.Case2, diagnose.Other, diagnose.Other}
 	for i, a := range res.Attributions {
 		if a.Cause != want[i] || a.Certainty != diagnose.Exact {
 			t.Errorf("request %d: %s %s, want %s exact (%s)", a.Seq, a.Cause, a.Certainty, want[i], a.Evidence)
 		}
 	}
-	if !res.Signals["conntrack"] || res.ByCertainty[diagnose.Exact] != 3 {
+	if !res.Signals["conntrack"] || res.ByCertainty[diagnose.Exact] != 4 {
 		t.Errorf("signals %v, certainties %v", res.Signals, res.ByCertainty)
 	}
 }
@@ -208,5 +210,31 @@ func TestExitedIsGone(t *testing.T) {
 	}
 	if a := res.Attributions[2]; a.Cause != diagnose.Case1 {
 		t.Errorf("between the prober's last look and the exit: got %s (%s)", a.Cause, a.Evidence)
+	}
+}
+
+// TestFallbackToTerminating: one replica, replaced with maxSurge 0. While
+// no endpoint is ready kube-proxy keeps sending to the terminating pod that
+// still serves, so a failure long past the budget after its deletion, when
+// it has just stopped accepting, is still Case 1.
+func TestFallbackToTerminating(t *testing.T) {
+	t.Parallel()
+	events := []timeline.Event{
+		{At: at(0), Kind: timeline.PodCreated, Pod: "old", Node: -1, PreStop: 3 * time.Second},
+		ev(0, timeline.EndpointAdded, "old"),
+		look(0.05, -1, timeline.PodAccepting, "old"),
+		ev(2, timeline.PodDeleted, "old"),
+		ev(2, timeline.EndpointTerminating, "old"),
+		{At: at(2.1), Kind: timeline.PodCreated, Pod: "new", Node: -1, Readiness: true},
+		look(5.05, 4.95, timeline.PodRefusing, "old"), // preStop over at 5s
+		ev(5.5, timeline.EndpointNotServing, "old"),
+		ev(6, timeline.EndpointAdded, "new"),
+	}
+	res := diagnose.Diagnose(events, []traffic.Record{rec(1, 5.2, traffic.Refused), rec(2, 7.0, traffic.Refused)}, opts(1))
+	if a := res.Attributions[0]; a.Cause != diagnose.Case1 {
+		t.Errorf("while nothing was ready and old still served: got %s (%s)", a.Cause, a.Evidence)
+	}
+	if a := res.Attributions[1]; a.Cause != diagnose.Other {
+		t.Errorf("after new was ready and old had stopped serving, past the budget: got %s (%s)", a.Cause, a.Evidence)
 	}
 }

@@ -284,3 +284,33 @@ func TestConnectMode(t *testing.T) {
 		t.Errorf("no fixes: %v; both fixes lossless %v", exact.Counts, res[3].Lossless())
 	}
 }
+
+// TestSingleReplicaFallback: one replica replaced with maxSurge 0 and a
+// preStop shorter than the new pod's start: while nothing is ready,
+// kube-proxy keeps sending to the terminating pod, and the failures once its
+// preStop ends are Case 1, long past the propagation window.
+func TestSingleReplicaFallback(t *testing.T) {
+	t.Parallel()
+	s := fast()
+	s.Replicas, s.MaxSurge, s.MaxUnavailable = 1, intstr.FromInt32(0), intstr.FromInt32(1)
+	s.Readiness = &lab.Probe{Period: 100 * time.Millisecond}
+	s.PreStop = 300 * time.Millisecond
+	s.ContainerStart, s.ListenDelay = 800*time.Millisecond, 200*time.Millisecond
+	r, err := lab.Run(context.Background(), s, 72)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact, exactAgree, exactAmb := r.Diagnose(true)
+	d, agree, amb := r.Diagnose(false)
+	t.Logf("%d failed; conntrack: %v, agreement %.3f; unprivileged: %v, agreement %.3f, ambiguous %.0f%%",
+		r.Summary.Failed(), exact.Counts, exactAgree, d.Counts, agree, 100*amb)
+	if exact.Counts[diagnose.Case1] == 0 || exactAgree < 0.99 || exactAmb != 0 {
+		t.Errorf("with conntrack: %v, agreement %.3f, ambiguous %.2f; want Case 1 found, at least 0.99, none ambiguous", exact.Counts, exactAgree, exactAmb)
+	}
+	// Without conntrack, a refusal right after the old pod's endpoint went
+	// may be Case 1 or the gap with no endpoint at all: ambiguous, never
+	// wrong.
+	if agree < 0.95 {
+		t.Errorf("unprivileged: agreement %.3f", agree)
+	}
+}

@@ -389,7 +389,7 @@ func TestEveryServedContainer(t *testing.T) {
 		{"RG104", probe + ", " + sleep5, probe + ", lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5]}}}", `needs "sh" and "sleep" in the image`},
 		{"RG104", probe + ", command: [sh, -c, 'sleep 1; exec app'], lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5]}}}",
 			probe + ", lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5]}}}", `needs "sh" and "sleep" in the image`},
-		{"RG105", probe + ", " + sleep5, probe + ", lifecycle: {preStop: {exec: {command: [/drain]}}}", `runs "/drain"`},
+		{"RG105", probe + ", " + sleep5, probe + ", lifecycle: {preStop: {exec: {command: [/drain]}}}", `has a preStop hook that runs "/drain"`},
 		{"RG105", probe + ", lifecycle: {preStop: {exec: {command: [sh, -c, sleep 5; /drain]}}}", probe + ", lifecycle: {preStop: {exec: {command: [sh, -c, sleep 1; /drain]}}}",
 			`has a preStop hook that after sleeping 1s runs "/drain"`},
 		{"RG201", probe + ", " + sleep5, sleep5, "add a readinessProbe on port 9090"},

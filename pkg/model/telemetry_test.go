@@ -262,3 +262,54 @@ spec:
 		})
 	}
 }
+
+// TestScrapeServiceWithUnresolvedPort: a scrape Service's port that
+// reaches no container of the workload (its named targetPort resolves
+// elsewhere) counts as monitored when the monitor names the same
+// targetPort; every port of the Service must be, for its ports to be
+// telemetry.
+func TestScrapeServiceWithUnresolvedPort(t *testing.T) {
+	t.Parallel()
+	const src = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - {name: app, image: a, ports: [{name: http, containerPort: 8080}, {name: stats, containerPort: 9102}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-metrics, labels: {team: shop}}
+spec:
+  selector: {app: web}
+  ports: [{name: a, port: 9102, targetPort: 9102}, {name: b, port: 9200, targetPort: exporter}, {name: c, port: 9300, targetPort: 9300}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: sm}
+spec: {selector: {matchLabels: {team: shop}}, endpoints: [{targetPort: 9102}, {targetPort: 9300}, {targetPort: `
+	for _, tc := range []struct{ endpoint, want string }{
+		{"exporter", "scraped by ServiceMonitor sm through a Service of its own"},
+		{"exporter-2", ""}, // port b is scraped by nobody
+		{"9200", ""},       // a number is not the name exporter
+	} {
+		m := build(t, src+tc.endpoint+"}]}\n", model.Options{})
+		for _, sv := range m.Workloads[0].Containers[0].Served {
+			want := ""
+			if sv.Port == 9102 || sv.Port == 9300 {
+				want = tc.want
+			}
+			if sv.Telemetry != want {
+				t.Errorf("endpoint %q: port %d telemetry %q, want %q", tc.endpoint, sv.Port, sv.Telemetry, want)
+			}
+		}
+	}
+}

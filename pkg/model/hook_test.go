@@ -309,3 +309,19 @@ spec:
 		t.Errorf("delay %s: %s", sd.Delay(), sd.Describe())
 	}
 }
+
+// TestEnvValueExpansion: the kubelet expands an env value's $(VAR) and $$
+// before the shell sees it, so a hook's script reads the expanded value.
+func TestEnvValueExpansion(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ value, want string }{
+		{"a$$b", `runs "sleep a$b"`},
+		{"$$(X)y", `runs "sleep $(X)y"`},
+		{"a$(X)b", `runs "sleep a1b"`},
+	} {
+		p := model.ParsePreStop(withEnv(execHook("sh", "-c", "sleep $D"), "X", "1", "D", tc.value))
+		if !strings.HasPrefix(p.Unknown, tc.want) {
+			t.Errorf("D=%q: unknown %q, want it to start %q", tc.value, p.Unknown, tc.want)
+		}
+	}
+}

@@ -387,7 +387,7 @@ func TestControllerAddedLabels(t *testing.T) {
 		{"pod name without an ordinal", "{matchLabels: {statefulset.kubernetes.io/pod-name: db-x}}", nil},
 		{"pod index 0", "{matchLabels: {app: db, apps.kubernetes.io/pod-index: '0'}}", map[string]bool{"StatefulSet": true}},
 		{"pod index with a leading zero", "{matchLabels: {app: db, apps.kubernetes.io/pod-index: '01'}}", nil},
-		{"negative pod index", "{matchLabels: {app: db, apps.kubernetes.io/pod-index: '-1'}}", nil},
+		{"pod name with a negative ordinal", "{matchLabels: {statefulset.kubernetes.io/pod-name: db--1}}", nil},
 		{"pod index in a set", "{matchLabels: {app: db}, matchExpressions: [{key: apps.kubernetes.io/pod-index, operator: In, values: [x, '2']}]}", map[string]bool{"StatefulSet": true}},
 		{"the hash must not exist", "{matchLabels: {app: db}, matchExpressions: [{key: pod-template-hash, operator: DoesNotExist}]}",
 			map[string]bool{"StatefulSet": true, "DaemonSet": true, "Rollout": true}},

@@ -318,6 +318,7 @@ func TestEnvValueExpansion(t *testing.T) {
 		{"a$$b", `runs "sleep a$b"`},
 		{"$$(X)y", `runs "sleep $(X)y"`},
 		{"a$(X)b", `runs "sleep a1b"`},
+		{"a$", `runs "sleep a$"`},
 	} {
 		p := model.ParsePreStop(withEnv(execHook("sh", "-c", "sleep $D"), "X", "1", "D", tc.value))
 		if !strings.HasPrefix(p.Unknown, tc.want) {

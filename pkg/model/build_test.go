@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/rollguard/rollguard/pkg/manifest"
 	"github.com/rollguard/rollguard/pkg/model"
@@ -469,5 +470,25 @@ func TestWorkloadOrder(t *testing.T) {
 	}
 	if want := "a.yaml:2 x, a.yaml:2 y, a.yaml:9 z, b.yaml:1 a"; strings.Join(got, ", ") != want {
 		t.Errorf("order %s, want %s", strings.Join(got, ", "), want)
+	}
+}
+
+func TestIsZero(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    intstr.IntOrString
+		want bool
+	}{
+		{intstr.FromInt32(0), true},
+		{intstr.FromInt32(1), false},
+		{intstr.FromString("0"), true},
+		{intstr.FromString("0%"), true},
+		{intstr.FromString("10%"), false},
+		{intstr.FromString("none%"), false},
+		{intstr.FromString(""), false},
+	} {
+		if got := model.IsZero(tc.v); got != tc.want {
+			t.Errorf("IsZero(%s) = %v, want %v", tc.v.String(), got, tc.want)
+		}
 	}
 }

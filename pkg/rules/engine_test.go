@@ -3,6 +3,7 @@ package rules_test
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -383,6 +384,7 @@ func TestEveryServedContainer(t *testing.T) {
 		id, good, bad, want string // want: in the bad container's message or fix
 	}{
 		{"RG101", probe + ", " + sleep5, probe, "add lifecycle.preStop.sleep.seconds: 5"},
+		{"RG101", probe + ", " + sleep5, probe + ", lifecycle: {preStop: {exec: {command: [kill, '1']}}}", `its preStop hook runs "kill 1" at once`},
 		{"RG102", probe + ", " + sleep5, probe + ", lifecycle: {preStop: {sleep: {seconds: 2}}}", "raise the preStop sleep to 5s"},
 		{"RG102", probe, probe + ", lifecycle: {preStop: {sleep: {seconds: 2}}}", "raise the preStop sleep to 5s"},
 		{"RG102", probe + ", lifecycle: {preStop: {exec: {command: [/drain]}}}", probe + ", lifecycle: {preStop: {sleep: {seconds: 2}}}", "less than the 5s propagation budget"},
@@ -420,5 +422,20 @@ func TestEveryServedContainer(t *testing.T) {
 				t.Errorf("want one finding, on container bad, with %q", tc.want)
 			}
 		})
+	}
+}
+
+// TestFindingOrderByRule: one object's findings come in rule order.
+func TestFindingOrderByRule(t *testing.T) {
+	t.Parallel()
+	rep := audit(t, "a.yaml", served("        - {name: app, image: a, ports: [{containerPort: 8080}]}\n"))
+	var ids []string
+	for _, f := range rep.Findings {
+		if f.Object.Kind == "Deployment" {
+			ids = append(ids, f.Rule.ID)
+		}
+	}
+	if len(ids) < 2 || !sort.StringsAreSorted(ids) {
+		t.Errorf("rules %v: want at least two, in ID order", ids)
 	}
 }

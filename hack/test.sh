@@ -24,6 +24,8 @@ go test -count=1 ./pkg/lab
 
 echo "--- fuzz: FuzzDecode for ${FUZZTIME:-20s}"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "${FUZZTIME:-20s}" ./pkg/manifest
+echo "--- fuzz: FuzzFastParse for ${FUZZTIME:-20s}"
+go test -run '^$' -fuzz '^FuzzFastParse$' -fuzztime "${FUZZTIME:-20s}" ./pkg/manifest
 
 echo "--- integration: a real kube-apiserver and etcd"
 KUBE_BIN=$(hack/kube.sh kube-apiserver) go test -count=1 -tags integration ./test/integration/

@@ -66,8 +66,8 @@ func Documents(data []byte) []Document {
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): `)
 
 func decodeDocument(name string, doc Document, res *Result) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(doc.Data, &root); err != nil {
+	root, err := parseDocument(doc.Data)
+	if err != nil {
 		line := doc.First
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
@@ -92,6 +92,17 @@ func decodeDocument(name string, doc Document, res *Result) {
 		return
 	}
 	decodeObject(name, n, lineOff, "", res)
+}
+
+// parseDocument parses one YAML document into yaml.v3's node tree: by the
+// fast path when it takes the document, else by yaml.v3 itself.
+func parseDocument(data []byte) (*yaml.Node, error) {
+	if root, ok := fastParse(data); ok {
+		return root, nil
+	}
+	var root yaml.Node
+	err := yaml.Unmarshal(data, &root)
+	return &root, err
 }
 
 // decodeObject decodes one object (or a List's items) from its mapping node.
@@ -213,12 +224,15 @@ func valueAt(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// scalarAt returns the scalar value of key in mapping n, or "". The value
+// is a copy: the fast parser's values are slices of their document, which
+// a kept name must not hold in memory.
 func scalarAt(n *yaml.Node, key string) string {
 	v := valueAt(n, key)
 	if v == nil || v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
 		return ""
 	}
-	return v.Value
+	return strings.Clone(v.Value)
 }
 
 // fieldNode finds the node of a dotted JSON field path, looking through
@@ -335,9 +349,9 @@ func (w *jsonWriter) mapping(n *yaml.Node, path string) error {
 		}
 		appendString(w.buf, kv.key.Value)
 		w.buf.WriteByte(':')
-		p := kv.key.Value
+		p := strings.Clone(kv.key.Value) // a key of the line map outlives the document
 		if path != "" {
-			p = path + "." + p
+			p = path + "." + kv.key.Value
 		}
 		if keepPath(p) {
 			w.obj.setLine(p, kv.key.Line+w.lineOff)

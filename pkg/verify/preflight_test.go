@@ -1,0 +1,319 @@
+package verify
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+)
+
+// roleFileRoles decodes the ClusterRoles of RoleFile, by name.
+func roleFileRoles(t *testing.T) map[string]rbacv1.ClusterRole {
+	t.Helper()
+	data, err := os.ReadFile("../../" + RoleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]rbacv1.ClusterRole{}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", RoleFile, err)
+		}
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatalf("%s: %v", RoleFile, err)
+		}
+		if meta.Kind == "" {
+			continue // comments only
+		}
+		if meta.Kind != "ClusterRole" {
+			t.Fatalf("%s: a %s; the file should hold ClusterRoles only (its bindings are commented-out examples)", RoleFile, meta.Kind)
+		}
+		var role rbacv1.ClusterRole
+		if err := yaml.UnmarshalStrict(doc, &role); err != nil {
+			t.Fatalf("%s: %v", RoleFile, err)
+		}
+		roles[role.Name] = role
+	}
+	return roles
+}
+
+// permKey names a permission with its scope, for comparing sets.
+func permKey(p Permission) string {
+	return p.Name("NS")
+}
+
+// TestPermissionsMatchRoleFile: every rule of the two ClusterRoles is an
+// entry of Permissions, with the right scope, and every entry is granted
+// by a rule, in the same order; no rule is wider than its entries
+// (wildcards, resource names, non-resource URLs).
+func TestPermissionsMatchRoleFile(t *testing.T) {
+	t.Parallel()
+	roles := roleFileRoles(t)
+	scope := map[string]bool{"rollguard-verify": false, "rollguard-verify-nodes": true} // name -> cluster-wide
+	if len(roles) != len(scope) {
+		t.Errorf("%s holds ClusterRoles %v, want exactly %v", RoleFile, slices.Sorted(maps.Keys(roles)), slices.Sorted(maps.Keys(scope)))
+	}
+	var fromFile []string
+	for _, name := range []string{"rollguard-verify", "rollguard-verify-nodes"} {
+		role, ok := roles[name]
+		if !ok {
+			t.Errorf("%s: no ClusterRole %s", RoleFile, name)
+			continue
+		}
+		if role.AggregationRule != nil {
+			t.Errorf("%s: %s aggregates other roles", RoleFile, name)
+		}
+		for i, rule := range role.Rules {
+			if len(rule.ResourceNames) > 0 || len(rule.NonResourceURLs) > 0 {
+				t.Errorf("%s: %s rule %d names resources or URLs; verify's entries are whole resources", RoleFile, name, i)
+			}
+			for _, g := range rule.APIGroups {
+				for _, r := range rule.Resources {
+					for _, v := range rule.Verbs {
+						if g == "*" || r == "*" || v == "*" {
+							t.Errorf("%s: %s rule %d has a wildcard", RoleFile, name, i)
+							continue
+						}
+						res, sub, _ := strings.Cut(r, "/")
+						fromFile = append(fromFile, permKey(Permission{Group: g, Resource: res, Subresource: sub, Verb: v, Cluster: scope[name]}))
+					}
+				}
+			}
+		}
+	}
+	var fromCode []string
+	seen := map[string]bool{}
+	for _, p := range Permissions() {
+		k := permKey(p)
+		if seen[k] {
+			t.Errorf("Permissions lists %q twice", k)
+		}
+		seen[k] = true
+		if p.For == "" {
+			t.Errorf("Permissions: %q does not say what it is for", k)
+		}
+		fromCode = append(fromCode, k)
+	}
+	for _, k := range fromFile {
+		if !slices.Contains(fromCode, k) {
+			t.Errorf("%s grants %q, which Permissions does not list", RoleFile, k)
+		}
+	}
+	for _, k := range fromCode {
+		if !slices.Contains(fromFile, k) {
+			t.Errorf("Permissions lists %q, which %s does not grant", k, RoleFile)
+		}
+	}
+	if !t.Failed() && !slices.Equal(fromFile, fromCode) {
+		t.Errorf("Permissions is not in the order of %s:\nfile: %q\ncode: %q", RoleFile, fromFile, fromCode)
+	}
+}
+
+func TestPermissionName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		p    Permission
+		want string
+	}{
+		{Permission{Resource: "pods", Subresource: "proxy", Verb: "create"}, "create pods/proxy in namespace shop"},
+		{Permission{Resource: "pods", Verb: "deletecollection"}, "deletecollection pods in namespace shop"},
+		{Permission{Group: "apps", Resource: "deployments", Verb: "patch"}, "patch deployments.apps in namespace shop"},
+		{Permission{Group: "discovery.k8s.io", Resource: "endpointslices", Verb: "watch"}, "watch endpointslices.discovery.k8s.io in namespace shop"},
+		{Permission{Group: "apps", Resource: "deployments", Subresource: "scale", Verb: "get"}, "get deployments.apps/scale in namespace shop"},
+		{Permission{Resource: "nodes", Verb: "list", Cluster: true}, "list nodes (cluster-wide)"},
+	} {
+		if got := tc.p.Name("shop"); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}
+
+// reviewer is a fake API server that answers SelfSubjectAccessReviews.
+type reviewer struct {
+	decide func(authorizationv1.ResourceAttributes) (status int, allowed bool, evaluationError string)
+
+	mu   sync.Mutex
+	seen []authorizationv1.ResourceAttributes
+}
+
+func (f *reviewer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" {
+		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	var review authorizationv1.SelfSubjectAccessReview
+	if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Spec.ResourceAttributes == nil {
+		http.Error(w, "bad review", http.StatusBadRequest)
+		return
+	}
+	attrs := *review.Spec.ResourceAttributes
+	f.mu.Lock()
+	f.seen = append(f.seen, attrs)
+	f.mu.Unlock()
+	status, allowed, evalErr := f.decide(attrs)
+	w.Header().Set("Content-Type", "application/json")
+	if status != http.StatusCreated {
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+			Status: metav1.StatusFailure, Code: int32(status), Reason: metav1.StatusReasonInternalError, Message: "etcd is down"})
+		return
+	}
+	review.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: allowed, EvaluationError: evalErr}
+	review.APIVersion, review.Kind = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(review)
+}
+
+func fakeClient(t *testing.T, f *reviewer) kubernetes.Interface {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL, QPS: 1000, Burst: 1000,
+		ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func allow(authorizationv1.ResourceAttributes) (int, bool, string) {
+	return http.StatusCreated, true, ""
+}
+
+func deny(authorizationv1.ResourceAttributes) (int, bool, string) {
+	return http.StatusCreated, false, ""
+}
+
+func TestPreflight(t *testing.T) {
+	t.Parallel()
+	all := Permissions()
+	names := func(ps []Permission) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Name("shop"))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		decide  func(authorizationv1.ResourceAttributes) (int, bool, string)
+		missing []string // nil: Preflight passes
+		text    []string // in the error's text
+	}{
+		{name: "all allowed", decide: allow},
+		{name: "none allowed", decide: deny, missing: names(all), text: []string{fmt.Sprintf("verify lacks %d permissions:\n", len(all)), "\n  create pods/proxy in namespace shop\n", "\n  list nodes (cluster-wide)\n"}},
+		{name: "proxy and nodes denied", decide: func(a authorizationv1.ResourceAttributes) (int, bool, string) {
+			return http.StatusCreated, !(a.Subresource == "proxy" && a.Verb == "create" || a.Resource == "nodes"), ""
+		}, missing: []string{"create pods/proxy in namespace shop", "get nodes (cluster-wide)", "list nodes (cluster-wide)"},
+			text: []string{"verify lacks 3 permissions:\n  create pods/proxy in namespace shop\n  get nodes (cluster-wide)\n  list nodes (cluster-wide)\n"}},
+		{name: "one denied", decide: func(a authorizationv1.ResourceAttributes) (int, bool, string) {
+			return http.StatusCreated, a.Verb != "deletecollection", ""
+		}, missing: []string{"deletecollection pods in namespace shop"}, text: []string{"verify lacks 1 permission:\n"}},
+		{name: "undecided", decide: func(a authorizationv1.ResourceAttributes) (int, bool, string) {
+			if a.Resource == "services" && a.Verb == "list" {
+				return http.StatusCreated, false, "webhook authorizer timed out"
+			}
+			return http.StatusCreated, true, ""
+		}, missing: []string{"list services in namespace shop"}, text: []string{"list services in namespace shop (the authorizer could not decide: webhook authorizer timed out)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &reviewer{decide: tc.decide}
+			err := Preflight(context.Background(), fakeClient(t, f), "shop")
+			if len(f.seen) != len(all) {
+				t.Errorf("%d reviews, want one per permission (%d)", len(f.seen), len(all))
+			}
+			for _, a := range f.seen {
+				if cluster := a.Resource == "nodes"; cluster != (a.Namespace == "") || !cluster && a.Namespace != "shop" {
+					t.Errorf("%+v asked in namespace %q", a, a.Namespace)
+				}
+			}
+			if tc.missing == nil {
+				if err != nil {
+					t.Fatalf("want no error, got %v", err)
+				}
+				return
+			}
+			var ie *InputError
+			var pe *PermissionError
+			if !errors.As(err, &ie) || !errors.As(err, &pe) {
+				t.Fatalf("want an *InputError holding a *PermissionError, got %T %v", err, err)
+			}
+			if got := names(pe.Missing); !slices.Equal(got, tc.missing) {
+				t.Errorf("missing %q, want %q", got, tc.missing)
+			}
+			msg := err.Error()
+			for _, s := range append(tc.text, "\nbind the roles in deploy/rbac/rollguard-verify.yaml (see docs/verify.md)") {
+				if !strings.Contains(msg, s) {
+					t.Errorf("error %q does not say %q", msg, s)
+				}
+			}
+			for _, line := range tc.missing {
+				if !strings.Contains(msg, "\n  "+line) {
+					t.Errorf("error %q does not list %q", msg, line)
+				}
+			}
+		})
+	}
+}
+
+// TestPreflightAPIError: a review the API server fails is an error naming
+// the review, not a list of missing permissions.
+func TestPreflightAPIError(t *testing.T) {
+	t.Parallel()
+	f := &reviewer{decide: func(a authorizationv1.ResourceAttributes) (int, bool, string) {
+		if a.Resource == "services" && a.Verb == "get" {
+			return http.StatusInternalServerError, false, ""
+		}
+		return http.StatusCreated, false, ""
+	}}
+	err := Preflight(context.Background(), fakeClient(t, f), "shop")
+	var pe *PermissionError
+	if err == nil || errors.As(err, &pe) || !apierrors.IsInternalError(err) {
+		t.Fatalf("want the API's internal error, got %T %v", err, err)
+	}
+	for _, s := range []string{"get services in namespace shop", "create selfsubjectaccessreviews", "etcd is down"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+}
+
+func TestPreflightCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Preflight(ctx, fakeClient(t, &reviewer{decide: allow}), "shop")
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("want context.Canceled, got %v", err)
+	}
+	if err := Preflight(context.Background(), fakeClient(t, &reviewer{decide: deny}), ""); err == nil || !strings.Contains(err.Error(), "no namespace") {
+		t.Errorf("no namespace: %v", err)
+	}
+}

@@ -123,7 +123,11 @@ func (c *Client) Records(ctx context.Context) ([]traffic.Record, []timeline.Even
 	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
 	var first line
 	if err := dec.Decode(&first); err != nil || first.Begin == nil {
-		return nil, nil, fmt.Errorf("agent %s: GET /records: not a record stream (no counts first line): %v", c.name(), err)
+		why := "its first line is not the counts"
+		if err != nil {
+			why = err.Error()
+		}
+		return nil, nil, fmt.Errorf("agent %s: GET /records: not a record stream (%s): is the agent the same version as this rollguard?", c.name(), why)
 	}
 	want := *first.Begin
 	records := make([]traffic.Record, 0, min(want.Records, MaxRecords))

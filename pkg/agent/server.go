@@ -29,11 +29,11 @@ const (
 // Server is the agent: an http.Handler for the API in the package comment.
 // It runs one run in its life; Close ends whatever is still going.
 type Server struct {
-	deadline time.Time // when the agent will exit; zero for never
-	now    func() time.Time // the clock /clock reads; tests shift it
-	mux    *http.ServeMux
-	base   context.Context
-	cancel context.CancelFunc
+	deadline time.Time        // when the agent will exit; zero for never
+	now      func() time.Time // the clock /clock reads; tests shift it
+	mux      *http.ServeMux
+	base     context.Context
+	cancel   context.CancelFunc
 
 	mu       sync.Mutex
 	targets  map[string]string // pod → address: the set /probe gave last

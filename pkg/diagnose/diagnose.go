@@ -65,6 +65,8 @@ type Options struct {
 	Rule func(cause Cause, pod PodSpec) string
 	// Start is the run's time zero, used only to write evidence as offsets.
 	Start time.Time
+	// NodeName names a client node in evidence; "node N" when nil.
+	NodeName func(int) string
 }
 
 // PodSpec is what a Pod watch shows of a pod's spec that bears on the
@@ -295,6 +297,12 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 	}
 	sort.Strings(names)
 	rel := func(t time.Time) string { return fmt.Sprintf("+%.2fs", t.Sub(opts.Start).Seconds()) }
+	nodeName := func(n int) string {
+		if opts.NodeName != nil {
+			return "node " + opts.NodeName(n)
+		}
+		return fmt.Sprintf("node %d", n)
+	}
 
 	for _, r := range failures {
 		a := Attribution{Seq: r.Seq, At: r.Start, Node: r.Node, Class: r.Class, Cause: Other, Certainty: Unexplained}
@@ -352,22 +360,22 @@ func Diagnose(events []timeline.Event, failures []traffic.Record, opts Options) 
 			switch {
 			case empty && len(new) == 0:
 				a.Cause, a.Certainty, a.Case1Pods = Ambiguous, Inferred, dead
-				a.Evidence = fmt.Sprintf("node %d may still have routed to %s (deleted, no longer serving, not accepting), or had no endpoint at all",
-					r.Node, strings.Join(dead, ", "))
+				a.Evidence = fmt.Sprintf("%s may still have routed to %s (deleted, no longer serving, not accepting), or had no endpoint at all",
+					nodeName(r.Node), strings.Join(dead, ", "))
 			case len(dead) > 0 && len(new) > 0:
 				a.Cause, a.Certainty, a.Case1Pods, a.Case2Pods = Ambiguous, Inferred, dead, new
-				a.Evidence = fmt.Sprintf("node %d may still have routed to %s (deleted, not accepting) or already to %s (not yet accepting)",
-					r.Node, strings.Join(dead, ", "), strings.Join(new, ", "))
+				a.Evidence = fmt.Sprintf("%s may still have routed to %s (deleted, not accepting) or already to %s (not yet accepting)",
+					nodeName(r.Node), strings.Join(dead, ", "), strings.Join(new, ", "))
 			case len(dead) > 0:
 				p := pods[dead[0]]
 				a.Cause, a.Certainty, a.Pods = Case1, Inferred, dead
-				a.Evidence = fmt.Sprintf("node %d may still have routed to %s: deleted at %s, not accepting (within the %s budget, or by kube-proxy's fallback while no endpoint was ready)",
-					r.Node, strings.Join(dead, ", "), rel(p.deleted), opts.Budget)
+				a.Evidence = fmt.Sprintf("%s may still have routed to %s: deleted at %s, not accepting (within the %s budget, or by kube-proxy's fallback while no endpoint was ready)",
+					nodeName(r.Node), strings.Join(dead, ", "), rel(p.deleted), opts.Budget)
 			case len(new) > 0:
 				p := pods[new[0]]
 				a.Cause, a.Certainty, a.Pods = Case2, Inferred, new
-				a.Evidence = fmt.Sprintf("node %d may have routed to %s: in the endpoints since %s, not yet accepting",
-					r.Node, strings.Join(new, ", "), rel(p.ready))
+				a.Evidence = fmt.Sprintf("%s may have routed to %s: in the endpoints since %s, not yet accepting",
+					nodeName(r.Node), strings.Join(new, ", "), rel(p.ready))
 			default:
 				a.Evidence = "no pod the node could have routed to was down"
 			}

@@ -1,0 +1,232 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rollguard/rollguard/pkg/netns"
+	"github.com/rollguard/rollguard/pkg/traffic"
+)
+
+// verifyReport is the part of verify's JSON report the tests read.
+type verifyReport struct {
+	Schema    string         `json:"schema"`
+	Requests  int            `json:"requests"`
+	Failed    int            `json:"failed"`
+	ByClass   map[string]int `json:"byClass"`
+	Partial   bool           `json:"partial"`
+	Agents    []struct{ Node string }
+	Diagnosis struct {
+		Counts map[string]int `json:"counts"`
+		ByRule map[string]int `json:"byRule"`
+	} `json:"diagnosis"`
+	Intervals []struct {
+		Node     string
+		Failed   int
+		Evidence string
+	} `json:"intervals"`
+}
+
+// verifyCmd is `rollguard verify` as a user runs it: the whole process in
+// node 1's network namespace, the only place the API server is reachable.
+func verifyCmd(args ...string) *exec.Cmd {
+	full := append([]string{"--net=/run/netns/rgnode1", filepath.Join(repo, ".cache/cluster/bin/rollguard"), "verify",
+		"--kubeconfig", kubeconfig, "-n", "default", "--image", "localhost/rollguard:e2e"}, args...)
+	return exec.Command("nsenter", full...)
+}
+
+// independent counts failures the way a caller would, with no part of
+// verify: the e2e tier's own client on both nodes, each at rate/2 requests
+// a second to the Service, until stop is closed.
+func independent(t *testing.T, name string, rate float64, stop <-chan struct{}) func() *traffic.Summary {
+	t.Helper()
+	svc, err := clientset.CoreV1().Services("default").Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := svc.Spec.ClusterIP + ":80"
+	sum := traffic.NewSummary()
+	var wg sync.WaitGroup
+	for _, node := range []string{"rgnode1", "rgnode2"} {
+		dial := netns.Dialer(node)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = traffic.Run(context.Background(), traffic.Config{Rate: rate / 2, Duration: 5 * time.Minute, Mode: traffic.ModeHTTP, Host: name,
+				ConnectTimeout: 4 * time.Second, ResponseTimeout: 4 * time.Second, Stop: stop,
+				Dial: func(ctx context.Context, _ int, _ int64) (net.Conn, traffic.Pick, error) {
+					c, err := dial(ctx, "tcp", target)
+					return c, traffic.Pick{}, err
+				}}, sum)
+		}()
+	}
+	return func() *traffic.Summary { wg.Wait(); return sum }
+}
+
+// flushConntrack starts a run clean: a failed connection of an earlier
+// run leaves an UNREPLIED entry to a dead pod for 120s, which a reused
+// source port would hit.
+func flushConntrack(t *testing.T) {
+	t.Helper()
+	for _, n := range []string{"rgnode1", "rgnode2"} {
+		if out, err := exec.Command("nsenter", "--net=/run/netns/"+n, "conntrack", "-F").CombinedOutput(); err != nil {
+			t.Fatalf("conntrack -F in %s: %v %s", n, err, out)
+		}
+	}
+}
+
+// runVerify runs verify on a deployment with the independent client
+// beside it, and returns verify's report, its exit code and the
+// independent count.
+func runVerify(t *testing.T, name string, rate float64, extra ...string) (*verifyReport, int, *traffic.Summary) {
+	t.Helper()
+	flushConntrack(t)
+	stop := make(chan struct{})
+	wait := independent(t, name, rate, stop)
+	args := append([]string{"deployment/" + name, "--rate", fmt.Sprint(rate), "--budget", "3s", "--settle", "12s", "-o", "json"}, extra...)
+	cmd := verifyCmd(args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	close(stop)
+	ind := wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var rep verifyReport
+	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+		t.Fatalf("verify exited %d with no report (%v):\n%s", code, jerr, errOut.String())
+	}
+	t.Logf("verify %s: exit %d, %d requests, %d failed %v, diagnosis %v, rules %v; independent client: %d requests, %d failed %v",
+		name, code, rep.Requests, rep.Failed, rep.ByClass, rep.Diagnosis.Counts, rep.Diagnosis.ByRule, ind.Total, ind.Failed(), ind.ByClass)
+	for i, iv := range rep.Intervals {
+		if i == 6 {
+			break
+		}
+		t.Logf("  node %s, %d failed: %s", iv.Node, iv.Failed, iv.Evidence)
+	}
+	if errOut.Len() > 0 {
+		t.Logf("stderr: %s", errOut.String())
+	}
+	if len(rep.Agents) != 2 {
+		t.Errorf("agents on %d nodes, want both", len(rep.Agents))
+	}
+	// The two clients send the same rate over windows that both hold the
+	// whole rollout, so their failure counts compare directly.
+	if d := rep.Failed - ind.Failed(); max(rep.Failed, ind.Failed()) > 10 && float64(max(d, -d)) > 0.2*float64(max(rep.Failed, ind.Failed())) {
+		t.Errorf("verify counted %d failures, the independent client %d: more than 20%% apart", rep.Failed, ind.Failed())
+	}
+	return &rep, code, ind
+}
+
+// TestVerify holds verify to the real cluster: the two cases and their
+// fixes, each failure attributed as the spec says it must be.
+func TestVerify(t *testing.T) {
+	t.Run("no probe, no preStop", func(t *testing.T) {
+		deploy(t, "vf-bare", app{})
+		rep, code, _ := runVerify(t, "vf-bare", 200)
+		if rep.Failed == 0 || code != 1 {
+			t.Errorf("%d failed, exit %d: want failures and exit 1", rep.Failed, code)
+		}
+	})
+	t.Run("Case 1 only: readiness, no preStop", func(t *testing.T) {
+		deploy(t, "vf-case1", app{readiness: true})
+		rep, code, _ := runVerify(t, "vf-case1", 200)
+		if rep.Failed == 0 || code != 1 {
+			t.Fatalf("%d failed, exit %d: want failures and exit 1", rep.Failed, code)
+		}
+		if c := rep.Diagnosis.Counts["case1"]; float64(c) < 0.9*float64(rep.Failed) {
+			t.Errorf("%d of %d failures attributed to Case 1, want at least 90%%", c, rep.Failed)
+		}
+	})
+	t.Run("Case 2 only: preStop sleep 10s, no readiness", func(t *testing.T) {
+		deploy(t, "vf-case2", app{preStop: 10})
+		rep, code, _ := runVerify(t, "vf-case2", 200)
+		if rep.Failed == 0 || code != 1 {
+			t.Fatalf("%d failed, exit %d: want failures and exit 1", rep.Failed, code)
+		}
+		if c := rep.Diagnosis.Counts["case2"]; float64(c) < 0.9*float64(rep.Failed) {
+			t.Errorf("%d of %d failures attributed to Case 2, want at least 90%%", c, rep.Failed)
+		}
+	})
+	t.Run("both fixes", func(t *testing.T) {
+		deploy(t, "vf-fixed", app{readiness: true, preStop: 10})
+		rep, code, ind := runVerify(t, "vf-fixed", 200)
+		if rep.Failed != 0 || code != 0 || ind.Failed() != 0 {
+			t.Errorf("verify: %d failed, exit %d; independent: %d failed: want none and exit 0", rep.Failed, code, ind.Failed())
+		}
+		if rep.Requests < 200*10 {
+			t.Errorf("%d requests: the agents did not sustain 200 requests/s", rep.Requests)
+		}
+	})
+}
+
+// TestVerifyLeavesNothing: a stuck rollout (exit 2, naming what is stuck)
+// and Ctrl-C (exit 130) both remove every agent.
+func TestVerifyLeavesNothing(t *testing.T) {
+	deploy(t, "vf-stuck", app{readiness: true})
+	t.Run("timeout", func(t *testing.T) {
+		cmd := verifyCmd("deployment/vf-stuck", "--rate", "20", "--trigger", "image=web=localhost/no-such-image:1", "--timeout", "8s", "--settle", "0s")
+		var errOut bytes.Buffer
+		cmd.Stderr = &errOut
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 || !strings.Contains(errOut.String(), "did not finish rolling out") {
+			t.Errorf("exit %v, stderr %q: want 2 and what is stuck", err, errOut.String())
+		}
+		noAgents(t)
+	})
+	t.Run("interrupt", func(t *testing.T) {
+		cmd := verifyCmd("deployment/vf-stuck", "--rate", "20", "--trigger", "none", "--timeout", "2m")
+		var errOut bytes.Buffer
+		cmd.Stderr = &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Interrupt once the agents run.
+		deadline := time.Now().Add(90 * time.Second)
+		for time.Now().Before(deadline) && countAgents(t) == 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second)
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+			t.Errorf("exit %v, stderr %q: want 130", err, errOut.String())
+		}
+		noAgents(t)
+	})
+}
+
+func countAgents(t *testing.T) int {
+	t.Helper()
+	l, err := clientset.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=rollguard-verify"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(l.Items)
+}
+
+func noAgents(t *testing.T) {
+	t.Helper()
+	if n := countAgents(t); n != 0 {
+		t.Errorf("%d agent pods left behind, across namespaces", n)
+	}
+}

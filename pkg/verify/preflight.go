@@ -45,45 +45,37 @@ func (p Permission) Name(namespace string) string {
 	return p.Verb + " " + r + " in namespace " + namespace
 }
 
-// What each workload permission is for; the three kinds share them.
+// What each workload permission is for; the three kinds share them. The
+// rollout is followed by polling the workload (as kubectl rollout status
+// reads it), so neither list nor watch is needed.
 const (
-	forWorkloadGet   = "read the workload named on the command line: its selector, pod template and strategy"
-	forWorkloadList  = "start the rollout's watch (a watch begins with a list)"
-	forWorkloadWatch = "follow the rollout to its end: updated, ready and available replicas"
-	forWorkloadPatch = "start the rollout as kubectl rollout restart does: an annotation on the pod template"
+	forWorkloadGet   = "read the workload named on the command line (its selector, pod template and strategy), then follow the rollout to its end: updated, ready and available replicas"
+	forWorkloadPatch = "start the rollout as kubectl rollout restart does (an annotation on the pod template), or set an image with --trigger image="
 )
 
 // Permissions lists what verify needs, namespaced ones first, in the order
-// of RoleFile. Each call returns a new slice.
+// of RoleFile. Each call returns a new slice. Each entry is a call the
+// code makes; nothing is granted "just in case".
 func Permissions() []Permission {
 	return []Permission{
 		{Group: "apps", Resource: "deployments", Verb: "get", For: forWorkloadGet},
-		{Group: "apps", Resource: "deployments", Verb: "list", For: forWorkloadList},
-		{Group: "apps", Resource: "deployments", Verb: "watch", For: forWorkloadWatch},
 		{Group: "apps", Resource: "deployments", Verb: "patch", For: forWorkloadPatch},
 		{Group: "apps", Resource: "statefulsets", Verb: "get", For: forWorkloadGet},
-		{Group: "apps", Resource: "statefulsets", Verb: "list", For: forWorkloadList},
-		{Group: "apps", Resource: "statefulsets", Verb: "watch", For: forWorkloadWatch},
 		{Group: "apps", Resource: "statefulsets", Verb: "patch", For: forWorkloadPatch},
 		{Group: "apps", Resource: "daemonsets", Verb: "get", For: forWorkloadGet},
-		{Group: "apps", Resource: "daemonsets", Verb: "list", For: forWorkloadList},
-		{Group: "apps", Resource: "daemonsets", Verb: "watch", For: forWorkloadWatch},
 		{Group: "apps", Resource: "daemonsets", Verb: "patch", For: forWorkloadPatch},
-		{Resource: "pods", Verb: "get", For: "read an agent pod's address and state"},
-		{Resource: "pods", Verb: "list", For: "start the pod watches (a watch begins with a list)"},
-		{Resource: "pods", Verb: "watch", For: "record the workload's pods (created, ready, deleted, exited) in the timeline, and wait for the agents to run"},
+		{Resource: "pods", Verb: "get", For: "wait for each agent to be ready, reading its pod's state"},
+		{Resource: "pods", Verb: "list", For: "start the pod watch (a watch begins with a list), name the pods not ready when a rollout is stuck, and wait until the removed agents are gone"},
+		{Resource: "pods", Verb: "watch", For: "record the workload's pods (created, ready, deleted, exited) in the timeline"},
 		{Resource: "pods", Verb: "create", For: "start the traffic agents"},
-		{Resource: "pods", Verb: "delete", For: "remove an agent"},
-		{Resource: "pods", Verb: "deletecollection", For: "remove every agent of the run, by label, when verify ends or is interrupted"},
-		{Resource: "pods", Subresource: "proxy", Verb: "get", For: "read an agent's results through the API server (no port needs to be open to you)"},
-		{Resource: "pods", Subresource: "proxy", Verb: "create", For: "send an agent its traffic plan through the API server (a POST)"},
+		{Resource: "pods", Verb: "deletecollection", For: "remove every agent of the run, by label, when verify ends or is interrupted (with --cleanup, every run's)"},
+		{Resource: "pods", Subresource: "proxy", Verb: "get", For: "read an agent's clock, progress and results through the API server (no port needs to be open to you)"},
+		{Resource: "pods", Subresource: "proxy", Verb: "create", For: "send an agent its traffic plan and the pods to probe, and stop it, through the API server (POSTs)"},
 		{Resource: "services", Verb: "get", For: "read the Service named with --service"},
 		{Resource: "services", Verb: "list", For: "find the Service that selects the workload's pods"},
-		{Group: "discovery.k8s.io", Resource: "endpointslices", Verb: "get", For: "read one of the Service's endpoint slices"},
 		{Group: "discovery.k8s.io", Resource: "endpointslices", Verb: "list", For: "start the endpoint watch (a watch begins with a list)"},
 		{Group: "discovery.k8s.io", Resource: "endpointslices", Verb: "watch", For: "record the Service's endpoints (added, terminating, removed) in the timeline"},
-		{Resource: "nodes", Verb: "get", Cluster: true, For: "read the node an agent is placed on"},
-		{Resource: "nodes", Verb: "list", Cluster: true, For: "place one agent per node (--from all-nodes)"},
+		{Resource: "nodes", Verb: "list", Cluster: true, For: "place one agent per ready, schedulable node (--from all-nodes), or check the nodes named with --from"},
 	}
 }
 

@@ -367,5 +367,5 @@ func TestVerifyRBACServiceAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = preflightUntil(t, c, ns, permissionNames(ns, false, true))
-	mustSay(t, err, "verify lacks 2 permissions:\n  get nodes (cluster-wide)\n  list nodes (cluster-wide)\n")
+	mustSay(t, err, "verify lacks 1 permission:\n  list nodes (cluster-wide)\n")
 }

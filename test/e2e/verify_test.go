@@ -77,6 +77,23 @@ func independent(t *testing.T, name string, rate float64, stop <-chan struct{}) 
 	return func() *traffic.Summary { wg.Wait(); return sum }
 }
 
+// waitServing waits until one second of requests from each node to the
+// Service all succeed.
+func waitServing(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		stop := make(chan struct{})
+		wait := independent(t, name, 40, stop)
+		time.Sleep(time.Second)
+		close(stop)
+		if s := wait(); s.Total > 0 && s.Failed() == 0 {
+			return
+		}
+	}
+	t.Fatalf("service %s did not answer cleanly within 60s", name)
+}
+
 // flushConntrack starts a run clean: a failed connection of an earlier
 // run leaves an UNREPLIED entry to a dead pod for 120s, which a reused
 // source port would hit.
@@ -94,6 +111,10 @@ func flushConntrack(t *testing.T) {
 // independent count.
 func runVerify(t *testing.T, name string, rate float64, extra ...string) (*verifyReport, int, *traffic.Summary) {
 	t.Helper()
+	// A Deployment with no readinessProbe is "available" before its app
+	// listens: wait until the Service answers cleanly, so the independent
+	// client counts the rollout's failures only, as verify's warm-up does.
+	waitServing(t, name)
 	flushConntrack(t)
 	stop := make(chan struct{})
 	wait := independent(t, name, rate, stop)

@@ -168,6 +168,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("--warmup %s: want at least 1s of traffic without a failure before the rollout", o.Warmup)
 	case o.Settle < 0:
 		return fmt.Errorf("--settle must not be negative")
+	case o.Warmup+o.Timeout+o.Settle+time.Minute > traffic.MaxDuration:
+		return fmt.Errorf("--warmup, --timeout and --settle add up to more than the %s an agent sends for (with a minute to spare)", traffic.MaxDuration)
 	case o.Image == "":
 		return fmt.Errorf("--image is empty")
 	case o.Trigger != "restart" && o.Trigger != "none" && !strings.HasPrefix(o.Trigger, "image="):
@@ -275,7 +277,7 @@ func (r *run) startAgents(ctx context.Context, nodes []string) error {
 		if err != nil {
 			return err
 		}
-		r.agents = append(r.agents, &agentPod{index: i, node: n, pod: p.Name, client: &agent.Client{Base: base, HTTP: r.http, Name: "agent " + p.Name}})
+		r.agents = append(r.agents, &agentPod{index: i, node: n, pod: p.Name, client: &agent.Client{Base: base, HTTP: r.http, Name: p.Name}})
 	}
 	r.opts.progress("started %d agents (%s); waiting for them to be ready", len(nodes), strings.Join(nodes, ", "))
 	deadline := time.Now().Add(r.opts.AgentTimeout)
@@ -303,7 +305,7 @@ func (r *run) startAgents(ctx context.Context, nodes []string) error {
 		}
 		off, bound, err := a.client.Clock(ctx)
 		if err != nil {
-			return fmt.Errorf("agent %s: reading its clock through the API server's pod proxy: %w", a.pod, err)
+			return fmt.Errorf("reading an agent's clock through the API server's pod proxy: %w", err)
 		}
 		a.offset, a.bound = off, bound
 	}
@@ -361,11 +363,15 @@ func (r *run) roll(ctx context.Context) (*Report, error) {
 
 	maxRun := o.Warmup + o.Timeout + o.Settle + time.Minute
 	per := o.Rate / float64(len(r.agents))
+	if per*maxRun.Seconds() > agent.MaxRecords {
+		return nil, &InputError{fmt.Errorf("%g requests/s from each of %d agents for up to %s is more than the %d records an agent keeps: lower --rate or --timeout",
+			per, len(r.agents), maxRun, agent.MaxRecords)}
+	}
 	for _, a := range r.agents {
 		err := a.client.Start(ctx, agent.StartConfig{Target: r.rep.Target, Mode: o.Mode, Rate: per, MaxDuration: maxRun,
 			Node: a.index, Host: r.svc.Name, Path: "/", ProbePeriod: o.ProbePeriod})
 		if err != nil {
-			return nil, fmt.Errorf("agent %s: start: %w", a.pod, err)
+			return nil, fmt.Errorf("starting traffic: %w", err)
 		}
 	}
 	r.opts.progress("traffic: %g requests/s to %s (%s) from %d nodes; warming up for %s", o.Rate, r.rep.Target, r.svc.Name, len(r.agents), o.Warmup)
@@ -422,7 +428,7 @@ func (r *run) warm(ctx context.Context) error {
 	for _, a := range r.agents {
 		p, err := a.client.Progress(ctx)
 		if err != nil {
-			return fmt.Errorf("agent %s: progress: %w", a.pod, err)
+			return fmt.Errorf("reading the warm-up's progress: %w", err)
 		}
 		if p.Failed > 0 || p.Sent == 0 {
 			return &InputError{fmt.Errorf("the Service fails before the rollout: from node %s, %d of %d requests to %s failed (%s) during the %s warm-up; fix the Service (or pick the right --port) first",
@@ -640,12 +646,12 @@ func (r *run) collect(ctx context.Context) error {
 	sum := traffic.NewSummary()
 	for _, a := range r.agents {
 		if err := a.client.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("agent %s: stop: %w", a.pod, err))
+			errs = append(errs, fmt.Errorf("stopping traffic: %w", err))
 			continue
 		}
 		recs, evs, err := a.client.Records(ctx)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("agent %s: records: %w", a.pod, err))
+			errs = append(errs, fmt.Errorf("collecting records: %w", err))
 			continue
 		}
 		for _, rec := range recs {

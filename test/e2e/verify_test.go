@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,13 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/rollguard/rollguard/pkg/netns"
 	"github.com/rollguard/rollguard/pkg/traffic"
@@ -43,9 +50,12 @@ type verifyReport struct {
 
 // verifyCmd is `rollguard verify` as a user runs it: the whole process in
 // node 1's network namespace, the only place the API server is reachable.
-func verifyCmd(args ...string) *exec.Cmd {
+func verifyCmd(args ...string) *exec.Cmd { return verifyCmdAs(kubeconfig, args...) }
+
+// verifyCmdAs is verifyCmd with another identity's kubeconfig.
+func verifyCmdAs(kc string, args ...string) *exec.Cmd {
 	full := append([]string{"--net=/run/netns/rgnode1", filepath.Join(repo, ".cache/cluster/bin/rollguard"), "verify",
-		"--kubeconfig", kubeconfig, "-n", "default", "--image", "localhost/rollguard:e2e"}, args...)
+		"--kubeconfig", kc, "-n", "default", "--image", "localhost/rollguard:e2e"}, args...)
 	return exec.Command("nsenter", full...)
 }
 
@@ -111,6 +121,12 @@ func flushConntrack(t *testing.T) {
 // independent count.
 func runVerify(t *testing.T, name string, rate float64, extra ...string) (*verifyReport, int, *traffic.Summary) {
 	t.Helper()
+	return runVerifyAs(t, kubeconfig, name, rate, extra...)
+}
+
+// runVerifyAs is runVerify with another identity's kubeconfig.
+func runVerifyAs(t *testing.T, kc, name string, rate float64, extra ...string) (*verifyReport, int, *traffic.Summary) {
+	t.Helper()
 	// A Deployment with no readinessProbe is "available" before its app
 	// listens: wait until the Service answers cleanly, so the independent
 	// client counts the rollout's failures only, as verify's warm-up does.
@@ -119,7 +135,7 @@ func runVerify(t *testing.T, name string, rate float64, extra ...string) (*verif
 	stop := make(chan struct{})
 	wait := independent(t, name, rate, stop)
 	args := append([]string{"deployment/" + name, "--rate", fmt.Sprint(rate), "--budget", "3s", "--settle", "12s", "-o", "json"}, extra...)
-	cmd := verifyCmd(args...)
+	cmd := verifyCmdAs(kc, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -187,9 +203,11 @@ func TestVerify(t *testing.T) {
 			t.Errorf("%d of %d failures attributed to Case 2, want at least 90%%", c, rep.Failed)
 		}
 	})
-	t.Run("both fixes", func(t *testing.T) {
+	// Run as a ServiceAccount bound to exactly the documented roles: they
+	// are enough for a whole run.
+	t.Run("both fixes, as the role file's identity", func(t *testing.T) {
 		deploy(t, "vf-fixed", app{readiness: true, preStop: 10})
-		rep, code, ind := runVerify(t, "vf-fixed", 200)
+		rep, code, ind := runVerifyAs(t, asRoleFile(t), "vf-fixed", 200)
 		if rep.Failed != 0 || code != 0 || ind.Failed() != 0 {
 			t.Errorf("verify: %d failed, exit %d; independent: %d failed: want none and exit 0", rep.Failed, code, ind.Failed())
 		}
@@ -250,4 +268,71 @@ func noAgents(t *testing.T) {
 	if n := countAgents(t); n != 0 {
 		t.Errorf("%d agent pods left behind, across namespaces", n)
 	}
+}
+
+// asRoleFile makes a kubeconfig for a ServiceAccount bound to exactly the
+// roles of deploy/rbac/rollguard-verify.yaml (a RoleBinding in default to
+// the namespaced one, a ClusterRoleBinding to the nodes one), and returns
+// its path.
+func asRoleFile(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	data, err := os.ReadFile(filepath.Join(repo, "deploy/rbac/rollguard-verify.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, doc := range strings.Split(string(data), "\n---") {
+		var role rbacv1.ClusterRole
+		if err := sigsyaml.Unmarshal([]byte(doc), &role); err != nil || role.Kind != "ClusterRole" {
+			continue // comments and commented-out examples
+		}
+		_ = clientset.RbacV1().ClusterRoles().Delete(ctx, role.Name, metav1.DeleteOptions{})
+		if _, err := clientset.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		roles = append(roles, role.Name)
+	}
+	if len(roles) != 2 {
+		t.Fatalf("the role file holds %d ClusterRoles (%v), want the namespaced one and the nodes one", len(roles), roles)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "vf-ci", Namespace: "default"}}
+	if _, err := clientset.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "vf-ci", Namespace: "default"}}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "vf-ci", Namespace: "default"}, Subjects: subject,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "rollguard-verify"}}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "vf-ci"}, Subjects: subject,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "rollguard-verify-nodes"}}
+	if _, err := clientset.RbacV1().RoleBindings("default").Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clientset.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = clientset.RbacV1().ClusterRoleBindings().Delete(ctx, "vf-ci", metav1.DeleteOptions{})
+		_ = clientset.RbacV1().RoleBindings("default").Delete(ctx, "vf-ci", metav1.DeleteOptions{})
+		_ = clientset.CoreV1().ServiceAccounts("default").Delete(ctx, "vf-ci", metav1.DeleteOptions{})
+		for _, r := range roles {
+			_ = clientset.RbacV1().ClusterRoles().Delete(ctx, r, metav1.DeleteOptions{})
+		}
+	})
+	tr, err := clientset.CoreV1().ServiceAccounts("default").CreateToken(ctx, "vf-ci", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ai := range cfg.AuthInfos {
+		*ai = clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	}
+	path := filepath.Join(t.TempDir(), "vf-ci.kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

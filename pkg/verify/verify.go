@@ -143,6 +143,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if per, maxRun := opts.Rate/float64(len(nodes)), opts.maxRun(); per*maxRun.Seconds() > agent.MaxRecords {
+		return nil, &InputError{fmt.Errorf("%g requests/s from each of %d agents for up to %s is more than the %d records an agent keeps: lower --rate or --timeout",
+			per, len(nodes), maxRun, agent.MaxRecords)}
+	}
 	// From here on, objects exist in the cluster: remove them whatever
 	// happens, also after Ctrl-C (ctx is done then, so a fresh one).
 	defer func() {
@@ -193,6 +197,10 @@ func (o *Options) validate() error {
 	}
 	return nil
 }
+
+// maxRun is how long an agent may send: the whole run, with a minute to
+// spare.
+func (o *Options) maxRun() time.Duration { return o.Warmup + o.Timeout + o.Settle + time.Minute }
 
 func newRunID() string {
 	b := make([]byte, 4)
@@ -361,12 +369,8 @@ func (r *run) roll(ctx context.Context) (*Report, error) {
 	go func() { defer wg.Done(); r.pushTargets(wctx) }()
 	defer wg.Wait()
 
-	maxRun := o.Warmup + o.Timeout + o.Settle + time.Minute
+	maxRun := o.maxRun()
 	per := o.Rate / float64(len(r.agents))
-	if per*maxRun.Seconds() > agent.MaxRecords {
-		return nil, &InputError{fmt.Errorf("%g requests/s from each of %d agents for up to %s is more than the %d records an agent keeps: lower --rate or --timeout",
-			per, len(r.agents), maxRun, agent.MaxRecords)}
-	}
 	for _, a := range r.agents {
 		err := a.client.Start(ctx, agent.StartConfig{Target: r.rep.Target, Mode: o.Mode, Rate: per, MaxDuration: maxRun,
 			Node: a.index, Host: r.svc.Name, Path: "/", ProbePeriod: o.ProbePeriod})

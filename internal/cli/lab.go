@@ -285,8 +285,14 @@ func (f *labFlags) run(ctx context.Context, s Streams) error {
 }
 
 func writeReport(path string, results []*lab.Result) error {
+	return writeHTMLFile(path, func(w io.Writer) error { return lab.WriteHTML(w, results) })
+}
+
+// writeHTMLFile writes a report through a temporary file, so a failure
+// leaves no half-written report behind.
+func writeHTMLFile(path string, write func(io.Writer) error) error {
 	var b strings.Builder
-	if err := lab.WriteHTML(&b, results); err != nil {
+	if err := write(&b); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	if err := os.WriteFile(path+".tmp", []byte(b.String()), 0o644); err != nil {

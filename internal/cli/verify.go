@@ -31,6 +31,7 @@ type verifyFlags struct {
 	budget, probePeriod                time.Duration
 	maxFailures                        int
 	output                             string
+	report                             string
 	cleanup                            bool
 }
 
@@ -66,8 +67,11 @@ permissions it needs are in deploy/rbac/rollguard-verify.yaml.`,
 		Example: `  # Restart it under traffic and give the verdict
   rollguard verify deployment/orders -n shop
 
-  # More traffic, from two named nodes, as JSON for a CI step
-  rollguard verify deployment/orders -n shop --rate 300 --from node-a,node-b -o json > verify.json
+  # More traffic, from two named nodes, with a timeline picture
+  rollguard verify deployment/orders -n shop --rate 300 --from node-a,node-b --report verify.html
+
+  # As JSON for a CI step
+  rollguard verify deployment/orders -n shop -o json > verify.json
 
   # A StatefulSet behind a read Service, TCP connects only
   rollguard verify statefulset/db -n shop --service db-read --port 5432 --mode connect
@@ -110,6 +114,7 @@ permissions it needs are in deploy/rbac/rollguard-verify.yaml.`,
 	fs.DurationVar(&f.probePeriod, "probe-period", 100*time.Millisecond, "how often each agent dials each pod's address")
 	fs.IntVar(&f.maxFailures, "max-failures", 0, "failed requests allowed before the exit status is 1")
 	fs.StringVarP(&f.output, "output", "o", "text", "text or json (schema "+verify.SchemaVersion+")")
+	fs.StringVar(&f.report, "report", "", "also write a self-contained HTML timeline of the rollout to this file")
 	fs.BoolVar(&f.cleanup, "cleanup", false, "remove the agents left by killed runs in the namespace, and exit")
 	return cmd
 }
@@ -168,6 +173,11 @@ func (f *verifyFlags) run(ctx context.Context, s Streams, args []string) error {
 	if rep != nil {
 		if werr := f.write(s, rep); werr != nil {
 			return werr
+		}
+		if f.report != "" {
+			if werr := writeHTMLFile(f.report, rep.WriteHTML); werr != nil {
+				return werr
+			}
 		}
 	}
 	var in *verify.InputError

@@ -6,8 +6,10 @@ import (
 	"io"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/rollguard/rollguard/pkg/diagnose"
+	"github.com/rollguard/rollguard/pkg/timeline"
 	"github.com/rollguard/rollguard/pkg/traffic"
 )
 
@@ -36,23 +38,50 @@ type htmlFailure struct {
 // WriteHTML writes a self-contained report: no network fetches, the data
 // embedded as JSON and drawn as SVG by an inline script.
 func WriteHTML(w io.Writer, results []*Result) error {
-	var data []htmlScenario
+	var pages []Page
 	for _, r := range results {
-		end := 0.0
-		for _, e := range r.Timeline {
-			end = max(end, e.At.Sub(r.Start).Seconds())
+		p := Page{Name: r.Scenario.Name, Verdict: r.verdict(), Start: r.Start, Requests: r.Summary.Total, Failed: r.Summary.Failed(),
+			Timeline: r.Timeline, Failures: r.Failures, Diagnosis: r.Diagnosis}
+		for i, d := range r.Scenario.Propagation {
+			p.Nodes = append(p.Nodes, fmt.Sprintf("node %d (%s)", i, short(d.Round(1e6))))
 		}
-		for _, f := range r.Failures {
-			end = max(end, f.Start.Sub(r.Start).Seconds())
+		pages = append(pages, p)
+	}
+	return WritePages(w, "rollguard lab", tableText(results), pages)
+}
+
+// Page is one picture of the HTML report: a lab scenario, or a rollout
+// verify watched. Its lanes are drawn from the timeline's pod events
+// (PodListening and PodClosed for when a pod accepted connections), its
+// ticks from endpoint changes, and its dots from the diagnosis.
+type Page struct {
+	Name, Verdict    string
+	Start            time.Time
+	Requests, Failed int
+	Nodes            []string // client node names, by index
+	Timeline         []timeline.Event
+	Failures         []traffic.Record
+	Diagnosis        diagnose.Result
+}
+
+// WritePages writes the report's HTML: a title, a text table, and a
+// picture per page.
+func WritePages(w io.Writer, title, table string, pages []Page) error {
+	var data []htmlScenario
+	for _, p := range pages {
+		end := 0.0
+		for _, e := range p.Timeline {
+			end = max(end, e.At.Sub(p.Start).Seconds())
+		}
+		for _, f := range p.Failures {
+			end = max(end, f.Start.Sub(p.Start).Seconds())
 		}
 		end += 0.5
-		hs := htmlScenario{Name: r.Scenario.Name, Verdict: r.verdict(), Requests: r.Summary.Total, Failed: r.Summary.Failed(),
-			Case1: r.Diagnosis.Counts[diagnose.Case1], Case2: r.Diagnosis.Counts[diagnose.Case2], Ambig: r.Diagnosis.Counts[diagnose.Ambiguous], End: end, Lanes: lanes(r, end)}
-		for i, d := range r.Scenario.Propagation {
-			hs.Nodes = append(hs.Nodes, fmt.Sprintf("node %d (%s)", i, short(d.Round(1e6))))
-		}
-		for _, a := range r.Diagnosis.Attributions {
-			hs.Failures = append(hs.Failures, htmlFailure{T: a.At.Sub(r.Start).Seconds(), Node: a.Node, Class: a.Class, Cause: a.Cause, Why: a.Evidence})
+		hs := htmlScenario{Name: p.Name, Verdict: p.Verdict, Requests: p.Requests, Failed: p.Failed,
+			Case1: p.Diagnosis.Counts[diagnose.Case1], Case2: p.Diagnosis.Counts[diagnose.Case2], Ambig: p.Diagnosis.Counts[diagnose.Ambiguous],
+			End: end, Nodes: p.Nodes, Lanes: lanes(p.Timeline, p.Start, end)}
+		for _, a := range p.Diagnosis.Attributions {
+			hs.Failures = append(hs.Failures, htmlFailure{T: a.At.Sub(p.Start).Seconds(), Node: a.Node, Class: a.Class, Cause: a.Cause, Why: a.Evidence})
 		}
 		data = append(data, hs)
 	}
@@ -60,7 +89,7 @@ func WriteHTML(w io.Writer, results []*Result) error {
 	if err != nil {
 		return err
 	}
-	return htmlTmpl.Execute(w, map[string]any{"Data": string(js), "Table": tableText(results)})
+	return htmlTmpl.Execute(w, map[string]any{"Data": string(js), "Table": table, "Title": title})
 }
 
 func tableText(results []*Result) string {
@@ -70,7 +99,7 @@ func tableText(results []*Result) string {
 }
 
 var htmlTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>rollguard lab report</title>
+<html lang="en"><head><meta charset="utf-8"><title>{{html .Title}} report</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}
@@ -83,7 +112,7 @@ pre{background:#f6f6f6;padding:10px;overflow-x:auto}
 .class-refused{fill:#d62728}.class-reset{fill:#9467bd}.class-connect-timeout,.class-response-timeout{fill:#ff7f0e}
 .class-no-route,.class-net-unreachable{fill:#17becf}.mark{fill-opacity:.7}
 </style></head><body>
-<h1>rollguard lab</h1>
+<h1>{{html .Title}}</h1>
 <pre id="table">{{html .Table}}</pre>
 <div class="legend">
 <span><i style="background:#d9d9d9"></i>starting</span><span><i style="background:#e8685f"></i>ready, not listening (Case 2)</span>

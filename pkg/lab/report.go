@@ -256,7 +256,7 @@ type phase struct {
 	State string  `json:"state"`
 }
 
-func lanes(r *Result, end float64) []lane {
+func lanes(events []timeline.Event, start time.Time, end float64) []lane {
 	type st struct{ listening, ready, deleted, gone bool }
 	state := map[string]*st{}
 	at := map[string]float64{}
@@ -279,8 +279,8 @@ func lanes(r *Result, end float64) []lane {
 		}
 		return "starting"
 	}
-	for _, e := range r.Timeline {
-		t := e.At.Sub(r.Start).Seconds()
+	for _, e := range events {
+		t := e.At.Sub(start).Seconds()
 		switch e.Kind {
 		case timeline.NodeAdded, timeline.NodeRemoved:
 			if l := byPod[e.Pod]; l != nil {

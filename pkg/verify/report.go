@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/rollguard/rollguard/pkg/diagnose"
+	"github.com/rollguard/rollguard/pkg/lab"
 	"github.com/rollguard/rollguard/pkg/manifest"
 	"github.com/rollguard/rollguard/pkg/model"
 	"github.com/rollguard/rollguard/pkg/rules"
@@ -292,3 +293,59 @@ func causeWords(m map[string]int) string {
 }
 
 func intOrString(port int) intstr.IntOrString { return intstr.FromInt32(int32(port)) }
+
+// WriteHTML writes the lab's picture of this rollout: a lane per pod (when
+// the prober first saw it accept connections, its readiness, deletion and
+// exit), a tick per endpoint change, a dot per failed request coloured by
+// class, with the text summary above.
+func (r *Report) WriteHTML(w io.Writer) error {
+	var table strings.Builder
+	if err := r.WriteText(&table); err != nil {
+		return err
+	}
+	nodes := make([]string, len(r.Agents))
+	for _, a := range r.Agents {
+		if a.Index < len(nodes) {
+			nodes[a.Index] = a.Node
+		}
+	}
+	verdict := "lossless"
+	switch {
+	case r.Partial:
+		verdict = "partial"
+	case r.Failed > 0:
+		verdict = "LOSSY"
+	}
+	page := lab.Page{Name: r.Workload, Verdict: verdict, Start: r.Start, Requests: r.Requests, Failed: r.Failed,
+		Nodes: nodes, Timeline: laneEvents(r.Timeline), Failures: r.Failures, Diagnosis: r.Diagnosis}
+	return lab.WritePages(w, "rollguard verify", table.String(), []lab.Page{page})
+}
+
+// laneEvents turns what the observers saw into the lanes' events: the
+// first look that found a pod accepting (from any agent) is when it
+// listened, the first refusal after that when it closed; endpoint changes
+// are the ticks.
+func laneEvents(events []timeline.Event) []timeline.Event {
+	listening := map[string]bool{}
+	var out []timeline.Event
+	for _, e := range events {
+		switch e.Kind {
+		case timeline.PodAccepting:
+			if !listening[e.Pod] {
+				listening[e.Pod] = true
+				out = append(out, timeline.Event{At: e.At, Kind: timeline.PodListening, Pod: e.Pod, Node: -1})
+			}
+		case timeline.PodRefusing:
+			if listening[e.Pod] {
+				listening[e.Pod] = false
+				out = append(out, timeline.Event{At: e.At, Kind: timeline.PodClosed, Pod: e.Pod, Node: -1})
+			}
+		case timeline.EndpointAdded, timeline.EndpointTerminating, timeline.EndpointNotServing, timeline.EndpointRemoved:
+			out = append(out, timeline.Event{At: e.At, Kind: timeline.NodeAdded, Pod: e.Pod, Node: -1})
+		case timeline.ConnTracked:
+		default:
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -205,3 +205,43 @@ func TestLatency(t *testing.T) {
 		t.Error("no requests")
 	}
 }
+
+func TestLaneEventsAndHTML(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(3000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	ev := []timeline.Event{
+		{At: at(1), Kind: timeline.PodCreated, Pod: "web-new"},
+		{At: at(2), Kind: timeline.PodReady, Pod: "web-new"},
+		{At: at(2.1), Kind: timeline.EndpointAdded, Pod: "web-new"},
+		{At: at(2.5), Kind: timeline.PodRefusing, Pod: "web-new", Node: 0},
+		{At: at(4), Kind: timeline.PodAccepting, Pod: "web-new", Node: 1},
+		{At: at(4.1), Kind: timeline.PodAccepting, Pod: "web-new", Node: 0}, // the second agent's look: no new lane event
+		{At: at(6), Kind: timeline.PodDeleted, Pod: "web-new"},
+		{At: at(6.2), Kind: timeline.PodRefusing, Pod: "web-new", Node: 0},
+		{At: at(7), Kind: timeline.ConnTracked, Pod: "web-new", Seq: 3},
+	}
+	var kinds []string
+	for _, e := range laneEvents(ev) {
+		kinds = append(kinds, string(e.Kind))
+	}
+	want := "pod-created pod-ready node-endpoint-added pod-listening pod-deleted pod-closed"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("lane events:\n got  %s\n want %s", got, want)
+	}
+	rep := &Report{Workload: "deployment/web", Namespace: "shop", Service: "web", Start: t0, Requests: 10, Failed: 1,
+		Agents:   []AgentInfo{{Index: 0, Node: "node-a"}, {Index: 1, Node: "node-b"}},
+		Timeline: ev, Failures: []traffic.Record{{Seq: 3, Node: 1, Start: at(3), Class: traffic.Refused}},
+		Diagnosis: diagnose.Result{Counts: map[diagnose.Cause]int{diagnose.Case2: 1},
+			Attributions: []diagnose.Attribution{{Seq: 3, At: at(3), Node: 1, Class: traffic.Refused, Cause: diagnose.Case2, Evidence: "not yet accepting"}}}}
+	var b strings.Builder
+	if err := rep.WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"<title>rollguard verify report</title>", `"name":"deployment/web"`, `"verdict":"LOSSY"`, `"nodes":["node-a","node-b"]`,
+		`"pod":"web-new"`, `"state":"ready-not-listening"`, `"state":"serving"`, `"cause":"case2"`, "verdict: 1 of 10 requests failed"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("the report lacks %s", s)
+		}
+	}
+}

@@ -185,7 +185,11 @@ func TestVerify(t *testing.T) {
 	})
 	t.Run("Case 1 only: readiness, no preStop", func(t *testing.T) {
 		deploy(t, "vf-case1", app{readiness: true})
-		rep, code, _ := runVerify(t, "vf-case1", 200)
+		html := filepath.Join(t.TempDir(), "verify.html")
+		rep, code, _ := runVerify(t, "vf-case1", 200, "--report", html)
+		if page, err := os.ReadFile(html); err != nil || !strings.Contains(string(page), `"pod":"vf-case1-`) || !strings.Contains(string(page), "rgnode2") {
+			t.Errorf("--report: %v, or the page lacks the pods and nodes", err)
+		}
 		if rep.Failed == 0 || code != 1 {
 			t.Fatalf("%d failed, exit %d: want failures and exit 1", rep.Failed, code)
 		}

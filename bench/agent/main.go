@@ -34,39 +34,22 @@ package main
 import (
 	"bufio"
 	"context"
-	"debug/buildinfo"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/rollguard/rollguard/bench/internal/benchutil"
 	"github.com/rollguard/rollguard/pkg/agent"
 	"github.com/rollguard/rollguard/pkg/traffic"
-)
-
-// Bounds on what one invocation may ask for.
-const (
-	maxRate     = 20000
-	maxDuration = 10 * time.Second
-	maxRuns     = 9
-	maxRequests = 200_000 // per measurement: rate*duration
-	runSlack    = 30 * time.Second
-	maxWorkers  = 10000 // the engine's default open-loop pool; vegeta gets the same cap
-	timeout     = 5 * time.Second
 )
 
 func main() {
@@ -81,48 +64,28 @@ func main() {
 	runs := flag.Int("runs", 1, "runs per tool and rate; medians are reported")
 	flag.Parse()
 
-	rates, err := parseRates(*ratesFlag)
+	rates, err := benchutil.ParseRates(*ratesFlag, false)
+	runsErr, requestsErr := benchutil.CheckRuns(*runs), benchutil.CheckRequests(rates, *duration)
 	switch {
 	case err != nil:
 		fail(err)
-	case *duration <= 0 || *duration > maxDuration:
-		fail(fmt.Errorf("-duration %s: want more than 0 and at most %s", *duration, maxDuration))
-	case *runs < 1 || *runs > maxRuns:
-		fail(fmt.Errorf("-runs %d: want 1 to %d", *runs, maxRuns))
+	case *duration <= 0 || *duration > benchutil.MaxDuration:
+		fail(fmt.Errorf("-duration %s: want more than 0 and at most %s", *duration, benchutil.MaxDuration))
+	case runsErr != nil:
+		fail(runsErr)
+	case requestsErr != nil:
+		fail(requestsErr)
 	}
-	for _, r := range rates {
-		if float64(r)*duration.Seconds() > maxRequests {
-			fail(fmt.Errorf("%d req/s for %s is more than %d requests", r, *duration, maxRequests))
-		}
-	}
-	self, err := os.Executable()
+	env, err := benchutil.Setup("agent")
 	if err != nil {
 		fail(err)
 	}
-	tmp, err := os.MkdirTemp("", "bench-agent-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(tmp)
-
-	srv := exec.Command(self, "serve")
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		fail(err)
-	}
-	if err := srv.Start(); err != nil {
-		fail(err)
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		fail(fmt.Errorf("target server: %w", err))
-	}
-	addr = strings.TrimSpace(addr)
+	defer env.Close()
+	tmp, addr := env.Tmp, env.Addr
 
 	began := time.Now()
-	fmt.Printf("rollguard agent (driven through pkg/agent's client) vs vegeta %s, open loop, new connection per request, loopback HTTP target %s\n", moduleVersion(*vegeta), addr)
-	fmt.Printf("%d CPUs, load average at start: %s; each run %s, %d run(s) per tool and rate, medians\n\n", runtime.NumCPU(), loadavg(), *duration, *runs)
+	fmt.Printf("rollguard agent (driven through pkg/agent's client) vs vegeta %s, open loop, new connection per request, loopback HTTP target %s\n", benchutil.ModuleVersion(*vegeta), addr)
+	fmt.Printf("%d CPUs, load average at start: %s; each run %s, %d run(s) per tool and rate, medians\n\n", runtime.NumCPU(), benchutil.LoadAvg(), *duration, *runs)
 
 	var ours, theirs = map[int][]agentRun{}, map[int][]vegetaRun{}
 	for run := 0; run < *runs; run++ {
@@ -151,20 +114,20 @@ func main() {
 	allRecorded, behind := true, false
 	for _, rate := range rates {
 		rs := ours[rate]
-		a := medianOf(rs, func(r agentRun) float64 { return r.achieved })
-		v := median(vegetaField(theirs[rate], func(r vegetaRun) float64 { return r.achieved }))
-		vsent := median(vegetaField(theirs[rate], func(r vegetaRun) float64 { return float64(r.sent) }))
+		a := benchutil.MedianOf(rs, func(r agentRun) float64 { return r.achieved })
+		v := benchutil.MedianOf(theirs[rate], func(r vegetaRun) float64 { return r.achieved })
+		vsent := benchutil.MedianOf(theirs[rate], func(r vegetaRun) float64 { return float64(r.sent) })
 		last := rs[len(rs)-1]
 		for _, r := range rs {
 			allRecorded = allRecorded && r.records == r.sent && r.sent == r.target
 			behind = behind || r.sent < r.scheduled
 		}
 		fmt.Printf("%9d %9d %9d %9d %9d %9d %9.0f %8.3fx %9s %9.0f %9.0f %8.3fx %11s\n", rate, last.scheduled,
-			int(medianOf(rs, func(r agentRun) float64 { return float64(r.sent) })),
-			int(medianOf(rs, func(r agentRun) float64 { return float64(r.target) })),
-			int(medianOf(rs, func(r agentRun) float64 { return float64(r.records) })),
-			int(medianOf(rs, func(r agentRun) float64 { return float64(r.errors) })),
-			a, a/float64(rate), ms(medianOf(rs, func(r agentRun) float64 { return float64(r.p99) })), vsent, v, a/v,
+			int(benchutil.MedianOf(rs, func(r agentRun) float64 { return float64(r.sent) })),
+			int(benchutil.MedianOf(rs, func(r agentRun) float64 { return float64(r.target) })),
+			int(benchutil.MedianOf(rs, func(r agentRun) float64 { return float64(r.records) })),
+			int(benchutil.MedianOf(rs, func(r agentRun) float64 { return float64(r.errors) })),
+			a, a/float64(rate), benchutil.Millis(benchutil.MedianOf(rs, func(r agentRun) float64 { return float64(r.p99) })), vsent, v, a/v,
 			fmt.Sprintf("%.2fMB/%s", float64(last.bytes)/1e6, last.fetch.Round(time.Millisecond)))
 	}
 	fmt.Printf("\nachieved: requests per second from the first send to the last; /request: achieved / requested;\n")
@@ -178,25 +141,10 @@ func main() {
 	} else {
 		fmt.Printf("NOT every request recorded: see the sent and records columns\n")
 	}
-	fmt.Printf("load average at end: %s; took %s\n", loadavg(), time.Since(began).Round(time.Second))
+	fmt.Printf("load average at end: %s; took %s\n", benchutil.LoadAvg(), time.Since(began).Round(time.Second))
 	if !allRecorded {
 		os.Exit(1)
 	}
-}
-
-func parseRates(s string) ([]int, error) {
-	var rates []int
-	for _, f := range strings.Split(s, ",") {
-		r, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || r < 1 || r > maxRate {
-			return nil, fmt.Errorf("-rates: %q is not a rate from 1 to %d", f, maxRate)
-		}
-		rates = append(rates, r)
-	}
-	if len(rates) == 0 || len(rates) > 12 {
-		return nil, fmt.Errorf("-rates: want 1 to 12 rates")
-	}
-	return rates, nil
 }
 
 // agentRun is one run of one agent.
@@ -215,9 +163,9 @@ var listening = regexp.MustCompile(`listening on (\S+);`)
 // every record.
 func runAgent(bin, target string, rate int, d time.Duration) (agentRun, error) {
 	var out agentRun
-	ctx, cancel := context.WithTimeout(context.Background(), d+runSlack)
+	ctx, cancel := context.WithTimeout(context.Background(), d+benchutil.RunSlack)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "agent", "--listen", "127.0.0.1:0", "--max-run", (d + runSlack).String(), "--shutdown-grace", "0s")
+	cmd := exec.CommandContext(ctx, bin, "agent", "--listen", "127.0.0.1:0", "--max-run", (d + benchutil.RunSlack).String(), "--shutdown-grace", "0s")
 	cmd.Stderr = os.Stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
@@ -242,7 +190,7 @@ func runAgent(bin, target string, rate int, d time.Duration) (agentRun, error) {
 		return out, err
 	}
 	cfg := agent.StartConfig{Target: target, Mode: traffic.ModeHTTP, Rate: float64(rate), MaxDuration: d,
-		ConnectTimeout: timeout, ResponseTimeout: timeout}
+		ConnectTimeout: benchutil.Timeout, ResponseTimeout: benchutil.Timeout}
 	if err := c.Start(ctx, cfg); err != nil {
 		return out, err
 	}
@@ -278,7 +226,7 @@ func runAgent(bin, target string, rate int, d time.Duration) (agentRun, error) {
 	for i, r := range records {
 		starts[i], lags[i] = r.Start, r.Start.Sub(r.Intended)
 	}
-	out.achieved = achieved(starts)
+	out.achieved = benchutil.Achieved(starts)
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 	if len(lags) > 0 {
 		out.p99 = lags[min(len(lags)-1, len(lags)*99/100)]
@@ -317,85 +265,25 @@ type vegetaRun struct {
 	achieved float64
 }
 
-func vegetaField(rs []vegetaRun, f func(vegetaRun) float64) []float64 {
-	xs := make([]float64, len(rs))
-	for i, r := range rs {
-		xs[i] = f(r)
-	}
-	return xs
-}
-
 // runVegeta runs vegeta attack at rate for d and returns the requests it
 // sent and its achieved rate, from its results' timestamps.
 func runVegeta(bin, tmp, target string, rate int, d time.Duration) (vegetaRun, error) {
-	out := filepath.Join(tmp, "vegeta.bin")
-	defer os.Remove(out)
-	ctx, cancel := context.WithTimeout(context.Background(), d+runSlack)
-	defer cancel()
-	attack := exec.CommandContext(ctx, bin, "attack", fmt.Sprintf("-rate=%d/1s", rate), "-duration="+d.String(),
-		"-keepalive=false", "-workers=10", fmt.Sprintf("-max-workers=%d", maxWorkers), "-timeout="+timeout.String(), "-output="+out)
-	attack.Stdin = strings.NewReader("GET http://" + target + "/\n")
-	attack.Stderr = os.Stderr
-	if err := attack.Run(); err != nil {
-		return vegetaRun{}, fmt.Errorf("vegeta attack: %w", err)
-	}
-	enc := exec.CommandContext(ctx, bin, "encode", "-to=json", out)
-	enc.Stderr = os.Stderr
-	pipe, err := enc.StdoutPipe()
+	results, err := benchutil.VegetaOpen(bin, tmp, target, rate, d, false)
 	if err != nil {
 		return vegetaRun{}, err
 	}
-	if err := enc.Start(); err != nil {
-		return vegetaRun{}, fmt.Errorf("vegeta encode: %w", err)
+	starts := make([]time.Time, len(results))
+	for i, r := range results {
+		starts[i] = r.Timestamp
 	}
-	var starts []time.Time
-	dec := json.NewDecoder(bufio.NewReader(pipe))
-	for {
-		var r struct {
-			Timestamp time.Time `json:"timestamp"`
-		}
-		if err := dec.Decode(&r); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			_ = enc.Process.Kill()
-			_ = enc.Wait()
-			return vegetaRun{}, fmt.Errorf("vegeta encode output: %w", err)
-		}
-		starts = append(starts, r.Timestamp)
-	}
-	if err := enc.Wait(); err != nil {
-		return vegetaRun{}, fmt.Errorf("vegeta encode: %w", err)
-	}
-	return vegetaRun{sent: len(starts), achieved: achieved(starts)}, nil
-}
-
-// achieved is requests per second from the first start to the last.
-func achieved(starts []time.Time) float64 {
-	if len(starts) < 2 {
-		return 0
-	}
-	first, last := starts[0], starts[0]
-	for _, s := range starts {
-		if s.Before(first) {
-			first = s
-		}
-		if s.After(last) {
-			last = s
-		}
-	}
-	return float64(len(starts)-1) / last.Sub(first).Seconds()
+	return vegetaRun{sent: len(starts), achieved: benchutil.Achieved(starts)}, nil
 }
 
 // serve is the target: it answers "ok" and counts the requests it
 // answered, which GET /count returns (and does not count).
 func serve() {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fail(err)
-	}
-	fmt.Println(l.Addr().String())
 	var n atomic.Int64
-	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	err := benchutil.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/count" {
 			fmt.Fprintln(w, n.Load())
 			return
@@ -403,6 +291,9 @@ func serve() {
 		n.Add(1)
 		w.Write([]byte("ok\n"))
 	}))
+	if err != nil {
+		fail(err)
+	}
 }
 
 // count asks the target how many requests it has answered.
@@ -419,47 +310,4 @@ func count(target string) (int, error) {
 	return n, nil
 }
 
-// moduleVersion is the version of the Go module a binary was built from.
-func moduleVersion(bin string) string {
-	bi, err := buildinfo.ReadFile(bin)
-	if err != nil || bi.Main.Version == "" {
-		return "(version unknown)"
-	}
-	return bi.Main.Version
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-	return s[len(s)/2]
-}
-
-func medianOf(rs []agentRun, f func(agentRun) float64) float64 {
-	xs := make([]float64, len(rs))
-	for i, r := range rs {
-		xs[i] = f(r)
-	}
-	return median(xs)
-}
-
-func ms(ns float64) string { return fmt.Sprintf("%.2fms", ns/1e6) }
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func fail(err error) {
-	fmt.Fprintf(os.Stderr, "bench/agent: %v\n", err)
-	os.Exit(2)
-}
+func fail(err error) { benchutil.Fail("bench/agent", err) }

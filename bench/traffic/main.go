@@ -59,18 +59,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollguard/rollguard/bench/internal/benchutil"
 	"github.com/rollguard/rollguard/pkg/traffic"
-)
-
-// Bounds on what one invocation may ask for.
-const (
-	maxRate      = 20000
-	maxDuration  = 10 * time.Second
-	maxRuns      = 9
-	maxRequests  = 200_000 // per measurement: rate*duration
-	runSlack     = 30 * time.Second
-	maxWorkers   = 10000 // the engine's default open-loop pool; vegeta gets the same cap
-	requestLimit = 5 * time.Second
 )
 
 func main() {
@@ -99,53 +89,33 @@ func main() {
 	workers := flag.Int("workers", 32, "closed-loop workers for both tools")
 	flag.Parse()
 
-	rates, err := parseRates(*ratesFlag)
+	rates, err := benchutil.ParseRates(*ratesFlag, true)
+	runsErr, requestsErr := benchutil.CheckRuns(*runs), benchutil.CheckRequests(rates, *duration)
 	switch {
 	case err != nil:
 		fail(err)
-	case *duration <= 0 || *duration > maxDuration || *closedDuration <= 0 || *closedDuration > maxDuration:
-		fail(fmt.Errorf("durations must be more than 0 and at most %s", maxDuration))
-	case *runs < 1 || *runs > maxRuns:
-		fail(fmt.Errorf("-runs %d: want 1 to %d", *runs, maxRuns))
+	case *duration <= 0 || *duration > benchutil.MaxDuration || *closedDuration <= 0 || *closedDuration > benchutil.MaxDuration:
+		fail(fmt.Errorf("durations must be more than 0 and at most %s", benchutil.MaxDuration))
+	case runsErr != nil:
+		fail(runsErr)
 	case *workers < 1 || *workers > 1000:
 		fail(fmt.Errorf("-workers %d: want 1 to 1000", *workers))
 	case *share <= 0 || *share > 100 || *loose <= 0 || *loose > 100 || *lagLimit <= 0:
 		fail(fmt.Errorf("-share and -loose-share must be in (0, 100] and -lag positive"))
-	}
-	for _, r := range rates {
-		if float64(r)*duration.Seconds() > maxRequests {
-			fail(fmt.Errorf("%d req/s for %s is more than %d requests", r, *duration, maxRequests))
-		}
+	case requestsErr != nil:
+		fail(requestsErr)
 	}
 
-	self, err := os.Executable()
+	env, err := benchutil.Setup("traffic")
 	if err != nil {
 		fail(err)
 	}
-	tmp, err := os.MkdirTemp("", "bench-traffic-")
-	if err != nil {
-		fail(err)
-	}
-	defer os.RemoveAll(tmp)
-
-	srv := exec.Command(self, "serve")
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		fail(err)
-	}
-	if err := srv.Start(); err != nil {
-		fail(err)
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		fail(fmt.Errorf("target server: %w", err))
-	}
-	addr = strings.TrimSpace(addr)
+	defer env.Close()
+	self, tmp, addr := env.Self, env.Tmp, env.Addr
 
 	began := time.Now()
 	fmt.Printf("traffic engine vs vegeta v12.13.0, open loop, loopback HTTP target %s\n", addr)
-	fmt.Printf("%d CPUs, load average at start: %s\n", runtime.NumCPU(), loadavg())
+	fmt.Printf("%d CPUs, load average at start: %s\n", runtime.NumCPU(), benchutil.LoadAvg())
 	fmt.Printf("each measurement %s; %d runs per tool, mode and rate, alternating which tool goes first; medians over runs\n", *duration, *runs)
 	fmt.Printf("send lag = actual send start - intended send time; a rate is sustained when the median share of requests sent within %s is at least %g%%\n", *lagLimit, *share)
 	fmt.Printf("sent: share of the rate*duration scheduled requests that were sent (vegeta stops at the duration even when behind;\n")
@@ -193,7 +163,7 @@ func main() {
 			broken := [2]bool{}
 			for _, rate := range rates {
 				rs := results[key{tool, m.name, rate}]
-				within := medianOf(rs, func(s stats) float64 { return s.within })
+				within := benchutil.MedianOf(rs, func(s stats) float64 { return s.within })
 				pass := 0
 				for _, s := range rs {
 					if s.within >= *share {
@@ -201,13 +171,13 @@ func main() {
 					}
 				}
 				fmt.Printf("%9d %6.1f%% %9.0f %9s %9s %9s %9.2f%% %6d/%d %7.0f\n", rate,
-					medianOf(rs, func(s stats) float64 { return s.sentShare }),
-					medianOf(rs, func(s stats) float64 { return s.achieved }),
-					ms(medianOf(rs, func(s stats) float64 { return float64(s.p50) })),
-					ms(medianOf(rs, func(s stats) float64 { return float64(s.p99) })),
-					ms(medianOf(rs, func(s stats) float64 { return float64(s.max) })),
+					benchutil.MedianOf(rs, func(s stats) float64 { return s.sentShare }),
+					benchutil.MedianOf(rs, func(s stats) float64 { return s.achieved }),
+					benchutil.Millis(benchutil.MedianOf(rs, func(s stats) float64 { return float64(s.p50) })),
+					benchutil.Millis(benchutil.MedianOf(rs, func(s stats) float64 { return float64(s.p99) })),
+					benchutil.Millis(benchutil.MedianOf(rs, func(s stats) float64 { return float64(s.max) })),
 					within, pass, len(rs),
-					medianOf(rs, func(s stats) float64 { return float64(s.errors) }))
+					benchutil.MedianOf(rs, func(s stats) float64 { return float64(s.errors) }))
 				for i, limit := range []float64{*share, *loose} {
 					if within >= limit && !broken[i] {
 						b[i] = rate
@@ -237,7 +207,7 @@ func main() {
 		fmt.Println()
 	}
 	fmt.Printf("(the ratio is only as fine as the swept rates: -rates)\n")
-	fmt.Printf("check: the engine's lag from its own Intended stamps and from the vegeta-style derivation (latest T0 + seq/rate) differ by at most %s at p99\n", ms(float64(worstCheck)))
+	fmt.Printf("check: the engine's lag from its own Intended stamps and from the vegeta-style derivation (latest T0 + seq/rate) differ by at most %s at p99\n", benchutil.Millis(float64(worstCheck)))
 
 	if *closed {
 		fmt.Printf("\nclosed loop: as many requests as %d workers send, %s per run, median of %d\n", *workers, *closedDuration, *runs)
@@ -248,11 +218,11 @@ func main() {
 				ours = append(ours, runOurs(self, addr, m.keepalive, *closedDuration, *workers))
 				theirs = append(theirs, runVegeta(*vegeta, addr, m.keepalive, *closedDuration, *workers))
 			}
-			o, v := median(ours), median(theirs)
+			o, v := benchutil.Median(ours), benchutil.Median(theirs)
 			fmt.Printf("%-16s %16.0f %14.0f %6.2fx\n", m.name, o, v, o/v)
 		}
 	}
-	fmt.Printf("\nload average at end: %s; took %s\n", loadavg(), time.Since(began).Round(time.Second))
+	fmt.Printf("\nload average at end: %s; took %s\n", benchutil.LoadAvg(), time.Since(began).Round(time.Second))
 }
 
 var modes = []struct {
@@ -261,24 +231,6 @@ var modes = []struct {
 }{{"new connection", false}, {"keep-alive", true}}
 
 var toolName = map[string]string{"engine": "rollguard engine", "vegeta": "vegeta v12.13.0"}
-
-func parseRates(s string) ([]int, error) {
-	var rates []int
-	for _, f := range strings.Split(s, ",") {
-		r, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || r < 1 || r > maxRate {
-			return nil, fmt.Errorf("-rates: %q is not a rate from 1 to %d", f, maxRate)
-		}
-		if len(rates) > 0 && r <= rates[len(rates)-1] {
-			return nil, fmt.Errorf("-rates: want increasing rates")
-		}
-		rates = append(rates, r)
-	}
-	if len(rates) == 0 || len(rates) > 12 {
-		return nil, fmt.Errorf("-rates: want 1 to 12 rates")
-	}
-	return rates, nil
-}
 
 // stats is one measurement of one tool at one rate.
 type stats struct {
@@ -321,7 +273,7 @@ func summarize(samples []sample, rate int, d time.Duration, limit time.Duration,
 		}
 	}
 	lags := make([]time.Duration, 0, len(samples))
-	first, last := samples[0].sent, samples[0].sent
+	starts := make([]time.Time, 0, len(samples))
 	onTime := 0
 	for _, x := range samples {
 		intended := anchor.Add(time.Duration(x.seq) * interval)
@@ -330,22 +282,17 @@ func summarize(samples []sample, rate int, d time.Duration, limit time.Duration,
 		}
 		lag := x.sent.Sub(intended)
 		lags = append(lags, lag)
+		starts = append(starts, x.sent)
 		if lag <= limit {
 			onTime++
 		}
 		if x.failed {
 			s.errors++
 		}
-		if x.sent.Before(first) {
-			first = x.sent
-		}
-		if x.sent.After(last) {
-			last = x.sent
-		}
 	}
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 	s.sent = len(samples)
-	s.achieved = float64(len(samples)-1) / last.Sub(first).Seconds()
+	s.achieved = benchutil.Achieved(starts)
 	s.p50, s.p99, s.max = rank(lags, 50), rank(lags, 99), lags[len(lags)-1]
 	scheduled := max(len(samples), int(float64(rate)*d.Seconds()))
 	s.within = 100 * float64(onTime) / float64(scheduled)
@@ -364,7 +311,7 @@ func rank(sorted []time.Duration, p float64) time.Duration {
 func openEngine(self, tmp, addr string, rate int, d time.Duration, keepalive bool, limit time.Duration) (stats, error) {
 	out := filepath.Join(tmp, "engine.jsonl")
 	defer os.Remove(out)
-	ctx, cancel := context.WithTimeout(context.Background(), d+runSlack)
+	ctx, cancel := context.WithTimeout(context.Background(), d+benchutil.RunSlack)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, self, "open", "-addr", addr, "-rate", strconv.Itoa(rate),
 		"-duration", d.String(), fmt.Sprintf("-keepalive=%v", keepalive), "-out", out)
@@ -400,62 +347,25 @@ func openEngine(self, tmp, addr string, rate int, d time.Duration, keepalive boo
 	return own, nil
 }
 
-// openVegeta runs vegeta attack at a fixed rate, its results into a file
-// (vegeta's own gob encoding, as it streams them during the attack), then
-// vegeta encode -to json to read Seq and Timestamp back.
+// openVegeta runs vegeta attack at a fixed rate and reads each result's
+// Seq and Timestamp back (benchutil.VegetaOpen).
 func openVegeta(bin, tmp, addr string, rate int, d time.Duration, keepalive bool, limit time.Duration) (stats, error) {
-	out := filepath.Join(tmp, "vegeta.bin")
-	defer os.Remove(out)
-	ctx, cancel := context.WithTimeout(context.Background(), d+runSlack)
-	defer cancel()
-	attack := exec.CommandContext(ctx, bin, "attack", fmt.Sprintf("-rate=%d/1s", rate), "-duration="+d.String(),
-		fmt.Sprintf("-keepalive=%v", keepalive), "-workers=10", fmt.Sprintf("-max-workers=%d", maxWorkers),
-		"-timeout="+requestLimit.String(), "-output="+out)
-	attack.Stdin = strings.NewReader("GET http://" + addr + "/\n")
-	attack.Stderr = os.Stderr
-	if err := attack.Run(); err != nil {
-		return stats{}, fmt.Errorf("vegeta attack: %w", err)
-	}
-	enc := exec.CommandContext(ctx, bin, "encode", "-to=json", out)
-	enc.Stderr = os.Stderr
-	pipe, err := enc.StdoutPipe()
+	results, err := benchutil.VegetaOpen(bin, tmp, addr, rate, d, keepalive)
 	if err != nil {
 		return stats{}, err
 	}
-	if err := enc.Start(); err != nil {
-		return stats{}, fmt.Errorf("vegeta encode: %w", err)
-	}
-	var samples []sample
-	dec := json.NewDecoder(bufio.NewReader(pipe))
-	for {
-		var r struct {
-			Seq       int64     `json:"seq"`
-			Code      int       `json:"code"`
-			Timestamp time.Time `json:"timestamp"`
-			Error     string    `json:"error"`
-		}
-		if err := dec.Decode(&r); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			_ = enc.Process.Kill()
-			_ = enc.Wait()
-			return stats{}, fmt.Errorf("vegeta encode output: %w", err)
-		}
-		samples = append(samples, sample{seq: r.Seq, sent: r.Timestamp, failed: r.Error != "" || r.Code < 200 || r.Code >= 400})
-	}
-	if err := enc.Wait(); err != nil {
-		return stats{}, fmt.Errorf("vegeta encode: %w", err)
+	samples := make([]sample, len(results))
+	for i, r := range results {
+		samples[i] = sample{seq: r.Seq, sent: r.Timestamp, failed: r.Failed()}
 	}
 	return summarize(samples, rate, d, limit, false)
 }
 
+// serve is the target: it answers "ok".
 func serve() {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := benchutil.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })); err != nil {
 		fail(err)
 	}
-	fmt.Println(l.Addr().String())
-	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 }
 
 func dialer(addr string) traffic.Dialer {
@@ -487,7 +397,7 @@ func open(args []string) {
 	w := bufio.NewWriterSize(f, 1<<20)
 	sink := traffic.NewJSONLines(w)
 	err = traffic.Run(context.Background(), traffic.Config{Rate: float64(*rate), Duration: *duration, Mode: mode, Host: *addr,
-		MaxWorkers: maxWorkers, ConnectTimeout: requestLimit, ResponseTimeout: requestLimit, Dial: dialer(*addr)}, sink)
+		MaxWorkers: benchutil.MaxWorkers, ConnectTimeout: benchutil.Timeout, ResponseTimeout: benchutil.Timeout, Dial: dialer(*addr)}, sink)
 	if err != nil {
 		fail(err)
 	}
@@ -525,7 +435,7 @@ func load(args []string) {
 }
 
 func runOurs(self, addr string, keepalive bool, d time.Duration, workers int) float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), d+runSlack)
+	ctx, cancel := context.WithTimeout(context.Background(), d+benchutil.RunSlack)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, self, "load", "-addr", addr, fmt.Sprintf("-keepalive=%v", keepalive),
 		"-duration", d.String(), "-workers", fmt.Sprint(workers)).Output()
@@ -538,7 +448,7 @@ func runOurs(self, addr string, keepalive bool, d time.Duration, workers int) fl
 }
 
 func runVegeta(bin, addr string, keepalive bool, d time.Duration, workers int) float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), d+runSlack)
+	ctx, cancel := context.WithTimeout(context.Background(), d+benchutil.RunSlack)
 	defer cancel()
 	attack := exec.CommandContext(ctx, bin, "attack", "-rate=0", fmt.Sprintf("-workers=%d", workers), fmt.Sprintf("-max-workers=%d", workers),
 		"-duration="+d.String(), fmt.Sprintf("-keepalive=%v", keepalive))
@@ -566,25 +476,6 @@ func runVegeta(bin, addr string, keepalive bool, d time.Duration, workers int) f
 	return r.Throughput
 }
 
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if n := len(s); n%2 == 0 {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-	return s[len(s)/2]
-}
-
-func medianOf(rs []stats, f func(stats) float64) float64 {
-	xs := make([]float64, len(rs))
-	for i, s := range rs {
-		xs[i] = f(s)
-	}
-	return median(xs)
-}
-
-func ms(ns float64) string { return fmt.Sprintf("%.2fms", ns/1e6) }
-
 func rateText(r, lowest int) string {
 	if r == 0 {
 		return fmt.Sprintf("<%d", lowest)
@@ -592,19 +483,4 @@ func rateText(r, lowest int) string {
 	return strconv.Itoa(r)
 }
 
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func fail(err error) {
-	fmt.Fprintf(os.Stderr, "bench/traffic: %v\n", err)
-	os.Exit(2)
-}
+func fail(err error) { benchutil.Fail("bench/traffic", err) }

@@ -26,7 +26,9 @@ func apiError(err error, call, ns string) error {
 		where = "(cluster-wide)"
 	}
 	if apierrors.IsForbidden(err) {
-		return &InputError{fmt.Errorf("%s %s: forbidden: verify needs this permission; bind the roles in %s (see docs/verify.md)", call, where, RoleFile)}
+		// Not only RBAC: admission (PodSecurity, a quota, a webhook)
+		// answers 403 too, and its message says which.
+		return &InputError{fmt.Errorf("%s %s: %w (if it is a permission: bind the roles in %s, see docs/verify.md)", call, where, err, RoleFile)}
 	}
 	var se *apierrors.StatusError
 	if errors.As(err, &se) {

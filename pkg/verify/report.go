@@ -40,7 +40,9 @@ type Report struct {
 	RolledOut   time.Time     `json:"rolledOut,omitzero"`
 	// Partial is set when the run was interrupted or the rollout did not
 	// complete.
-	Partial   bool             `json:"partial"`
+	Partial bool `json:"partial"`
+	// Warnings say what may make the figures incomplete.
+	Warnings  []string         `json:"warnings,omitempty"`
 	Requests  int              `json:"requests"`
 	Failed    int              `json:"failed"`
 	ByClass   map[string]int   `json:"byClass"`
@@ -259,6 +261,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		d := r.Diagnosis
 		fmt.Fprintf(&b, "diagnosis (budget %s, probe every %s): Case 1 %d, Case 2 %d, ambiguous %d, other %d\n", r.Budget, r.ProbePeriod,
 			d.Counts[diagnose.Case1], d.Counts[diagnose.Case2], d.Counts[diagnose.Ambiguous], d.Counts[diagnose.Other])
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	switch {
 	case r.Partial:

@@ -188,9 +188,22 @@ func podPort(spec *corev1.PodSpec, target intstr.IntOrString, port int32) (int32
 	if target.Type == intstr.Int && target.IntVal == 0 && target.StrVal == "" {
 		target = intstr.FromInt32(port) // targetPort defaults to port
 	}
+	// As the EndpointSlice controller resolves it (FindPort): containers,
+	// then native sidecars (init containers that keep running), TCP ports.
+	var cs []*corev1.Container
 	for i := range spec.Containers {
-		c := &spec.Containers[i]
+		cs = append(cs, &spec.Containers[i])
+	}
+	for i := range spec.InitContainers {
+		if c := &spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			cs = append(cs, c)
+		}
+	}
+	for _, c := range cs {
 		for _, p := range c.Ports {
+			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+				continue
+			}
 			if (target.Type == intstr.String && p.Name == target.StrVal) || (target.Type == intstr.Int && p.ContainerPort == target.IntVal) {
 				return p.ContainerPort, c
 			}

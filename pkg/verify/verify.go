@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +23,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -106,7 +108,7 @@ type agentPod struct {
 // Run verifies one rollout. The report is returned whenever traffic ran,
 // also with an error (a stuck rollout, an interrupted run: Partial is
 // set). Everything the run created is removed before it returns.
-func Run(ctx context.Context, opts Options) (*Report, error) {
+func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if err := opts.validate(); err != nil {
 		return nil, &InputError{err}
 	}
@@ -152,8 +154,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if err := Cleanup(cctx, cs, opts.Namespace, r.id); err != nil {
-			opts.progress("cleanup: %v (rollguard verify --cleanup -n %s removes what is left)", err, opts.Namespace)
+		if cerr := Cleanup(cctx, cs, opts.Namespace, r.id); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("removing the agents: %w (rollguard verify --cleanup -n %s removes what is left)", cerr, opts.Namespace))
 		}
 	}()
 	if err := r.startAgents(ctx, nodes); err != nil {
@@ -190,7 +192,10 @@ func (o *Options) validate() error {
 		return fmt.Errorf("--mode %q: want http, http-keepalive or connect", o.Mode)
 	}
 	if o.ProbePeriod <= 0 {
-		o.ProbePeriod = 100 * time.Millisecond
+		o.ProbePeriod = agent.DefaultProbePeriod
+	}
+	if o.ProbePeriod < agent.MinProbePeriod || o.ProbePeriod > agent.MaxProbePeriod {
+		return fmt.Errorf("--probe-period %s: want %s to %s", o.ProbePeriod, agent.MinProbePeriod, agent.MaxProbePeriod)
 	}
 	if o.AgentTimeout <= 0 {
 		o.AgentTimeout = 2 * time.Minute
@@ -218,6 +223,9 @@ func (r *run) nodes(ctx context.Context) ([]string, error) {
 	ready := map[string]bool{}
 	var all []string
 	for _, n := range list.Items {
+		if os := n.Labels[corev1.LabelOSStable]; os != "" && os != "linux" {
+			continue // the agent image is Linux's
+		}
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && !n.Spec.Unschedulable {
 				ready[n.Name] = true
@@ -228,13 +236,13 @@ func (r *run) nodes(ctx context.Context) ([]string, error) {
 	sort.Strings(all)
 	if len(r.opts.Nodes) == 0 {
 		if len(all) == 0 {
-			return nil, &InputError{errors.New("no node is ready and schedulable: agents have nowhere to run")}
+			return nil, &InputError{errors.New("no Linux node is ready and schedulable: agents have nowhere to run")}
 		}
 		return all, nil
 	}
 	for _, n := range r.opts.Nodes {
 		if !ready[n] {
-			return nil, &InputError{fmt.Errorf("--from: node %q is not a ready, schedulable node (ready: %s)", n, strings.Join(all, ", "))}
+			return nil, &InputError{fmt.Errorf("--from: node %q is not a ready, schedulable Linux node (those: %s)", n, strings.Join(all, ", "))}
 		}
 	}
 	return r.opts.Nodes, nil
@@ -247,6 +255,10 @@ func (r *run) agentSpec(i int, node string) *corev1.Pod {
 	deadline := int64(bound.Seconds())
 	grace := int64(5)
 	no := false
+	yes, uid := true, int64(65532)
+	// Small and Guaranteed: quota'd namespaces demand limits, and a
+	// BestEffort agent is throttled and evicted first.
+	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      fmt.Sprintf("rollguard-verify-%s-%d", r.id, i),
@@ -260,7 +272,13 @@ func (r *run) agentSpec(i int, node string) *corev1.Pod {
 			TerminationGracePeriodSeconds: &grace,
 			AutomountServiceAccountToken:  &no,
 			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			// What PodSecurity's restricted level asks of a pod.
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid,
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers: []corev1.Container{{
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes,
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+				Resources:       corev1.ResourceRequirements{Requests: res, Limits: res},
 				Name:            "agent",
 				Image:           r.opts.Image,
 				ImagePullPolicy: corev1.PullIfNotPresent,
@@ -357,17 +375,21 @@ func (r *run) roll(ctx context.Context) (*Report, error) {
 		Budget: o.Budget, ProbePeriod: o.ProbePeriod, Start: start}
 	for _, a := range r.agents {
 		r.rep.Agents = append(r.rep.Agents, AgentInfo{Index: a.index, Node: a.node, Pod: a.pod, ClockOffset: a.offset, ClockBound: a.bound})
+		if a.bound > o.ProbePeriod/2 {
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("the clock of the agent on %s is known within %s only, more than half the probe period (%s): the order of its looks and of nearby failures is uncertain",
+				a.node, a.bound.Round(time.Microsecond), o.ProbePeriod))
+		}
 	}
 	// Watches first, so the pods' state before the rollout is known.
 	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	r.watcher = newWatcher(r.cs, o.Namespace, r.w.selector.String(), r.svc.Name, r.port, r.w.annotations, r.tl)
-	watchErrs := make(chan error, 4)
+	r.watcher = newWatcher(r.cs, o.Namespace, r.w.selector.String(), r.svc.Name, r.port, ipFamily(r.svc.Spec.ClusterIP), r.w.annotations, r.tl)
+	watchErrs := make(chan error, 16)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); r.watcher.run(wctx, watchErrs) }()
 	go func() { defer wg.Done(); r.pushTargets(wctx) }()
-	defer wg.Wait()
+	// Stop the watches before waiting for them, on every path.
+	defer func() { stopWatch(); wg.Wait() }()
 
 	maxRun := o.maxRun()
 	per := o.Rate / float64(len(r.agents))
@@ -380,28 +402,62 @@ func (r *run) roll(ctx context.Context) (*Report, error) {
 	}
 	r.opts.progress("traffic: %g requests/s to %s (%s) from %d nodes; warming up for %s", o.Rate, r.rep.Target, r.svc.Name, len(r.agents), o.Warmup)
 	if err := r.warm(ctx); err != nil {
-		r.collect(context.Background())
+		_ = r.collect(context.Background())
 		return nil, err
 	}
 	rollErr := r.trigger(ctx)
 	if rollErr == nil {
-		r.opts.progress("rolled out in %s; settling for %s", r.rep.RolledOut.Sub(r.rep.Triggered).Round(100*time.Millisecond), o.Settle)
+		r.opts.progress("rolled out in %s", r.rep.RolledOut.Sub(r.rep.Triggered).Round(100*time.Millisecond))
+		r.waitOldPods(ctx, r.rep.Triggered.Add(o.Timeout))
+		r.opts.progress("settling for %s", o.Settle)
 		select {
 		case <-ctx.Done():
 		case <-time.After(o.Settle):
 		}
 	}
-	r.rep.Partial = ctx.Err() != nil
 	r.opts.progress("stopping traffic and collecting every record")
 	if err := r.collect(context.Background()); err != nil && rollErr == nil {
 		rollErr = err
 	}
 	stopWatch()
+	wg.Wait()
+	close(watchErrs)
+	seen := map[string]bool{}
+	for err := range watchErrs {
+		if !seen[err.Error()] {
+			seen[err.Error()] = true
+			r.rep.Warnings = append(r.rep.Warnings, "the timeline may have gaps: "+err.Error())
+		}
+	}
+	r.rep.Partial = ctx.Err() != nil || rollErr != nil
 	r.diagnose()
 	if ctx.Err() != nil {
 		return r.rep, ctx.Err()
 	}
 	return r.rep, rollErr
+}
+
+// waitOldPods waits until every pod the watch saw deleted has exited: a
+// workload counts as rolled out while its old pods still terminate, and
+// Case 1 happens as they stop listening. It gives up at the deadline,
+// saying so in the report.
+func (r *run) waitOldPods(ctx context.Context, deadline time.Time) {
+	for {
+		n := r.watcher.terminating()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%d old pods were still terminating when traffic stopped (--timeout): failures after that are not counted", n))
+			return
+		}
+		r.opts.progress("waiting for %d old pods to exit", n)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // pushTargets keeps the agents' probers looking at every pod's address.
@@ -457,10 +513,16 @@ func classes[K ~string](m map[K]int) string {
 }
 
 // trigger starts the rollout (or waits for one) and waits for it to
-// complete.
+// complete, judged as `kubectl rollout status` judges it.
 func (r *run) trigger(ctx context.Context) error {
 	o := r.opts
-	gen := r.w.generation
+	st, err := r.rolloutState(ctx)
+	if err != nil {
+		return err
+	}
+	if st.unrollable != "" {
+		return &InputError{fmt.Errorf("%s %s", r.w, st.unrollable)}
+	}
 	var patch string
 	switch {
 	case o.Trigger == "restart":
@@ -476,35 +538,48 @@ func (r *run) trigger(ctx context.Context) error {
 		}
 		patch = fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`, c, img)
 	}
-	r.rep.Triggered = time.Now()
-	if patch != "" {
-		g, err := r.patch(ctx, patch)
-		if err != nil {
+	began := time.Now()
+	deadline := began.Add(o.Timeout)
+	started := false
+	switch {
+	case patch != "":
+		if _, err := r.patch(ctx, patch); err != nil {
 			return err
 		}
-		gen = g
+		started = true
+		r.rep.Triggered = began
 		r.opts.progress("triggered: %s %s", o.Trigger, r.w)
-	} else {
+	case !st.done:
+		// kubectl apply came first: the rollout is already going.
+		started = true
+		r.rep.Triggered = began
+		r.opts.progress("a rollout of %s is in progress: following it", r.w)
+	default:
 		r.opts.progress("waiting up to %s for the next rollout of %s", o.Timeout, r.w)
 	}
-	deadline := r.rep.Triggered.Add(o.Timeout)
+	template := st.template
 	for {
-		state, err := r.rolloutState(ctx, gen, patch == "")
+		st, err := r.rolloutState(ctx)
 		if err != nil {
 			return err
 		}
-		if state.started && patch == "" && r.rep.Triggered.Before(state.at) {
-			r.rep.Triggered = state.at
+		// Only a new pod template is a rollout: a scale or a label on
+		// the workload itself moves its generation too.
+		if !started && st.template != template {
+			started = true
+			r.rep.Triggered = time.Now()
+			r.opts.progress("a rollout of %s began", r.w)
 		}
-		if state.done {
+		switch {
+		case started && st.done:
 			r.rep.RolledOut = time.Now()
 			return nil
-		}
-		if time.Now().After(deadline) {
-			if patch == "" && !state.started {
-				return &InputError{fmt.Errorf("no rollout of %s began within --timeout %s", r.w, o.Timeout)}
-			}
-			return &StuckError{fmt.Errorf("%s did not finish rolling out within --timeout %s: %s", r.w, o.Timeout, state.why)}
+		case started && st.stuck != "":
+			return &StuckError{fmt.Errorf("%s is not rolling out: %s", r.w, st.stuck)}
+		case time.Now().After(deadline) && !started:
+			return &InputError{fmt.Errorf("no rollout of %s began within --timeout %s", r.w, o.Timeout)}
+		case time.Now().After(deadline):
+			return &StuckError{fmt.Errorf("%s did not finish rolling out within --timeout %s: %s%s", r.w, o.Timeout, st.why, r.unready(ctx))}
 		}
 		select {
 		case <-ctx.Done():
@@ -548,69 +623,84 @@ func (r *run) patch(ctx context.Context, patch string) (int64, error) {
 }
 
 type rolloutState struct {
-	started, done bool
-	at            time.Time
-	why           string // what is not done yet
+	done       bool
+	template   string // the pod template, as JSON: it changes exactly when a rollout begins
+	why        string // what is not done yet
+	stuck      string // the controller gave up (a Deployment past its progress deadline)
+	unrollable string // why no rollout can be started or awaited
 }
 
-// rolloutState reads the workload's status as `kubectl rollout status`
-// does. With wait (trigger none), a rollout has started once the
-// generation moved past the one read at the start.
-func (r *run) rolloutState(ctx context.Context, gen int64, wait bool) (rolloutState, error) {
+// rolloutState reads the workload's status with the logic of kubectl's
+// rollout status (k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go).
+func (r *run) rolloutState(ctx context.Context) (rolloutState, error) {
 	ns, name := r.opts.Namespace, r.w.name
 	var st rolloutState
 	var err error
+	var tmpl corev1.PodTemplateSpec
 	switch r.w.kind {
 	case Deployment:
 		var d *appsv1.Deployment
 		if d, err = r.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 			break
 		}
+		tmpl = d.Spec.Template
 		want := int32(1)
 		if d.Spec.Replicas != nil {
 			want = *d.Spec.Replicas
 		}
-		st.started = !wait || d.Generation > gen
 		s := d.Status
-		st.done = st.started && s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == want && s.Replicas == want && s.AvailableReplicas == want
+		if d.Spec.Paused {
+			st.unrollable = "is paused: resume it first (kubectl rollout resume)"
+		}
 		st.why = fmt.Sprintf("%d of %d replicas updated, %d available, %d in all", s.UpdatedReplicas, want, s.AvailableReplicas, s.Replicas)
-		for _, c := range s.Conditions {
-			if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
-				st.why += "; " + c.Message
+		if d.Generation <= s.ObservedGeneration {
+			for _, c := range s.Conditions {
+				if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+					st.stuck = c.Message
+				}
 			}
+			st.done = s.UpdatedReplicas >= want && s.Replicas <= s.UpdatedReplicas && s.AvailableReplicas >= s.UpdatedReplicas
 		}
 	case StatefulSet:
 		var s *appsv1.StatefulSet
 		if s, err = r.cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 			break
 		}
+		tmpl = s.Spec.Template
 		want := int32(1)
 		if s.Spec.Replicas != nil {
 			want = *s.Spec.Replicas
 		}
-		st.started = !wait || s.Generation > gen
 		ss := s.Status
-		st.done = st.started && ss.ObservedGeneration >= s.Generation && ss.UpdatedReplicas == want && ss.ReadyReplicas == want && ss.UpdateRevision == ss.CurrentRevision
+		if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+			st.unrollable = "uses the OnDelete update strategy: its pods change only when deleted by hand, so there is no rollout to watch"
+		}
 		st.why = fmt.Sprintf("%d of %d replicas updated, %d ready", ss.UpdatedReplicas, want, ss.ReadyReplicas)
+		if ss.ObservedGeneration != 0 && s.Generation <= ss.ObservedGeneration && ss.ReadyReplicas >= want {
+			if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil && *ru.Partition > 0 {
+				st.done = ss.UpdatedReplicas >= want-*ru.Partition // a partitioned rollout ends at the partition
+			} else {
+				st.done = ss.UpdateRevision == ss.CurrentRevision
+			}
+		}
 	case DaemonSet:
 		var d *appsv1.DaemonSet
 		if d, err = r.cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 			break
 		}
-		st.started = !wait || d.Generation > gen
+		tmpl = d.Spec.Template
 		ds := d.Status
-		st.done = st.started && ds.ObservedGeneration >= d.Generation && ds.UpdatedNumberScheduled == ds.DesiredNumberScheduled && ds.NumberAvailable == ds.DesiredNumberScheduled
+		if d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+			st.unrollable = "uses the OnDelete update strategy: its pods change only when deleted by hand, so there is no rollout to watch"
+		}
 		st.why = fmt.Sprintf("%d of %d pods updated, %d available", ds.UpdatedNumberScheduled, ds.DesiredNumberScheduled, ds.NumberAvailable)
+		st.done = d.Generation <= ds.ObservedGeneration && ds.UpdatedNumberScheduled >= ds.DesiredNumberScheduled && ds.NumberAvailable >= ds.DesiredNumberScheduled
 	}
 	if err != nil {
 		return st, apiError(err, "get "+string(r.w.kind)+"s", ns)
 	}
-	if st.started {
-		st.at = time.Now()
-	}
-	if !st.done {
-		st.why += r.unready(ctx)
-	}
+	js, _ := json.Marshal(tmpl)
+	st.template = string(js)
 	return st, nil
 }
 
@@ -689,9 +779,10 @@ func Cleanup(ctx context.Context, cs kubernetes.Interface, ns, id string) error 
 	if id != "" {
 		sel += "," + RunLabel + "=" + id
 	}
-	zero := int64(0)
+	// The agents' own grace period, not a forced delete: that would drop
+	// the API object while its container still ran.
 	pods := cs.CoreV1().Pods(ns)
-	err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{LabelSelector: sel})
+	err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return apiError(err, "deletecollection pods", ns)
 	}

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/rollguard/rollguard/pkg/diagnose"
@@ -119,26 +120,30 @@ func TestWatcherEvents(t *testing.T) {
 	t.Parallel()
 	tl := &timeline.Timeline{}
 	at := time.Unix(1000, 0)
-	w := newWatcher(nil, "default", "app=web", "web", corev1.ServicePort{Port: 80, TargetPort: intstr.FromString("http")}, nil, tl)
+	w := newWatcher(nil, "default", "app=web", "web", corev1.ServicePort{Port: 80, TargetPort: intstr.FromString("http")}, discoveryv1.AddressTypeIPv4, nil, tl)
 	w.now = func() time.Time { at = at.Add(time.Second); return at }
 	sleep := &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 7}}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", UID: "uid-one"}, Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{
 		Name: "web", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}, Lifecycle: &corev1.Lifecycle{PreStop: sleep}}}}}
 	w.pod(pod.DeepCopy(), false) // created, no address yet
 	pod.Status.PodIP = "10.0.0.5"
+	pod.Status.PodIPs = []corev1.PodIP{{IP: "fd00::5"}, {IP: "10.0.0.5"}} // dual-stack, IPv6 first: the Service's family wins
 	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 	w.pod(pod.DeepCopy(), false)
 	w.pod(pod.DeepCopy(), false) // the same state again: no event
-	if ts := w.targets(); len(ts) != 1 || ts[0].Addr != "10.0.0.5:8080" || ts[0].Pod != "web-1" {
+	if ts := w.targets(); len(ts) != 1 || ts[0].Addr != "10.0.0.5:8080" || ts[0].Pod != "web-1" || w.terminating() != 0 {
 		t.Errorf("targets %v", ts)
 	}
 	yes, no := true, false
 	slice := func(ready, serving, terminating *bool) *discoveryv1.EndpointSlice {
-		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-abc"}, Endpoints: []discoveryv1.Endpoint{{
-			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web-1"}, Conditions: discoveryv1.EndpointConditions{Ready: ready, Serving: serving, Terminating: terminating}}}}
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "web-abc"}, AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{{
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web-1", UID: "uid-one"}, Conditions: discoveryv1.EndpointConditions{Ready: ready, Serving: serving, Terminating: terminating}}}}
 	}
 	w.slice(slice(&no, &no, &no), false) // a new pod not ready yet: not news
+	v6 := slice(&no, &no, &yes)
+	v6.Name, v6.AddressType = "web-v6", discoveryv1.AddressTypeIPv6
+	w.slice(v6, false) // the other family's slice: kube-proxy does not read it for this Service
 	w.slice(slice(&yes, &yes, &no), false)
 	now := metav1.Now()
 	pod.DeletionTimestamp = &now
@@ -164,6 +169,19 @@ func TestWatcherEvents(t *testing.T) {
 	}
 	if w.nodeOf("web-1") != "n1" {
 		t.Error("node of the pod")
+	}
+	// A StatefulSet's pod recreated with the same name is another pod in
+	// the timeline; a bookmark-like object without a name changes nothing.
+	again := pod.DeepCopy()
+	again.UID, again.DeletionTimestamp = "uid-two", nil
+	again.Status = corev1.PodStatus{PodIPs: []corev1.PodIP{{IP: "10.0.0.9"}}}
+	w.pod(again, false)
+	if ts := w.targets(); len(ts) != 1 || ts[0].Pod != "web-1@uid-t" || ts[0].Addr != "10.0.0.9:8080" {
+		t.Errorf("the recreated pod: %v", ts)
+	}
+	w.forgetPods(map[types.UID]bool{}) // a fresh list holds neither
+	if ts := w.targets(); len(ts) != 0 || w.terminating() != 0 {
+		t.Errorf("a pod a fresh list lacks is gone: %v", ts)
 	}
 }
 
@@ -243,5 +261,20 @@ func TestLaneEventsAndHTML(t *testing.T) {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("the report lacks %s", s)
 		}
+	}
+}
+
+func TestPodPortNativeSidecarAndProtocol(t *testing.T) {
+	t.Parallel()
+	always := corev1.ContainerRestartPolicyAlways
+	spec := &corev1.PodSpec{
+		InitContainers: []corev1.Container{
+			{Name: "setup", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 1}}}, // runs once: not a server
+			{Name: "proxy", RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 15001}}},
+		},
+		Containers: []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 53, Protocol: corev1.ProtocolUDP}}}},
+	}
+	if port, c := podPort(spec, intstr.FromString("http"), 80); port != 15001 || c == nil || c.Name != "proxy" {
+		t.Errorf("got %d %v: want the native sidecar's TCP port", port, c)
 	}
 }

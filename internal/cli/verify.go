@@ -33,6 +33,7 @@ type verifyFlags struct {
 	output                             string
 	report                             string
 	cleanup                            bool
+	privileged                         bool
 }
 
 // ImageRepository is where release images of rollguard are published; the
@@ -115,6 +116,7 @@ permissions it needs are in deploy/rbac/rollguard-verify.yaml.`,
 	fs.IntVar(&f.maxFailures, "max-failures", 0, "failed requests allowed before the exit status is 1")
 	fs.StringVarP(&f.output, "output", "o", "text", "text or json (schema "+verify.SchemaVersion+")")
 	fs.StringVar(&f.report, "report", "", "also write a self-contained HTML timeline of the rollout to this file")
+	fs.BoolVar(&f.privileged, "privileged-agents", false, "run the agents on their nodes' network as root with NET_ADMIN, to read from conntrack which pod each request went to (exact attribution; not for PodSecurity restricted or baseline namespaces)")
 	fs.BoolVar(&f.cleanup, "cleanup", false, "remove the agents left by killed runs in the namespace, and exit")
 	return cmd
 }
@@ -162,7 +164,8 @@ func (f *verifyFlags) run(ctx context.Context, s Streams, args []string) error {
 	}
 	opts := verify.Options{Config: src.Config, Namespace: src.Namespace, Kind: kind, Name: name, Service: f.service, Port: f.port,
 		Rate: f.rate, Nodes: nodes, Image: image, Mode: traffic.Mode(f.mode), Trigger: f.trigger, Warmup: f.warmup,
-		Settle: f.settle, Timeout: f.timeout, AgentTimeout: f.agentTimeout, Budget: f.budget, ProbePeriod: f.probePeriod}
+		Settle: f.settle, Timeout: f.timeout, AgentTimeout: f.agentTimeout, Budget: f.budget, ProbePeriod: f.probePeriod,
+		PrivilegedAgents: f.privileged}
 	if isTerminal(s.ErrOut) {
 		start := time.Now()
 		opts.Progress = func(format string, args ...any) {

@@ -67,6 +67,12 @@ type StartConfig struct {
 	// ProbePeriod is the time between two dials of a pod by the prober;
 	// DefaultProbePeriod when 0.
 	ProbePeriod time.Duration `json:"probePeriodNs,omitempty"`
+	// Conntrack makes the agent read, from the kernel's connection
+	// tracking, the pod address each request was translated to, and send
+	// it as ConnTracked events (Pod holds "IP:PORT"). The agent must run on
+	// the node's network with NET_ADMIN, and each request must open its
+	// own connection (mode http or connect).
+	Conntrack bool `json:"conntrack,omitempty"`
 }
 
 // Validate checks that a run is well formed and bounded: in time, in
@@ -98,6 +104,9 @@ func (c StartConfig) Validate() error {
 		if t.d < 0 || t.d > MaxRequestTimeout {
 			return fmt.Errorf("%s %d (%s): want 0 (the default) to %s", t.name, int64(t.d), t.d, MaxRequestTimeout)
 		}
+	}
+	if c.Conntrack && c.Mode == traffic.ModeKeepAlive {
+		return fmt.Errorf("conntrack with mode %s: a kept-alive connection carries many requests; use http or connect", c.Mode)
 	}
 	if c.ProbePeriod != 0 && (c.ProbePeriod < MinProbePeriod || c.ProbePeriod > MaxProbePeriod) {
 		return fmt.Errorf("probePeriodNs %d (%s): want 0 (the default, %s) or %s to %s",

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -143,13 +145,62 @@ func (s *Server) run(cfg StartConfig, p *observe.Prober, done chan struct{}) {
 		c, err := d.DialContext(ctx, "tcp", cfg.Target)
 		return c, traffic.Pick{}, err // kube-proxy picks the endpoint; the agent cannot see which
 	}
+	// With conntrack, each request dials from a port it knows, and the
+	// kernel's entry for that port names the pod it went to.
+	var ct *observe.ConntrackListener
+	var dials []observe.Dial
+	var dmu sync.Mutex
+	ctErr := error(nil)
+	ctx, stopCT := context.WithCancel(s.base)
+	if cfg.Conntrack {
+		target, err := netip.ParseAddrPort(cfg.Target)
+		if err == nil {
+			ct, err = observe.ListenConntrack(ctx, target)
+		}
+		ctErr = err
+	}
+	if ct != nil {
+		dial = func(ctx context.Context, _ int, seq int64) (net.Conn, traffic.Pick, error) {
+			at := time.Now()
+			c, port, err := dialFromKnownPort(ctx, cfg.Target)
+			if port != 0 {
+				dmu.Lock()
+				dials = append(dials, observe.Dial{Seq: seq, SrcPort: port, At: at})
+				dmu.Unlock()
+			}
+			return c, traffic.Pick{}, err
+		}
+	}
 	err := traffic.Run(s.base, cfg.traffic(s.stop, dial), sink{s})
 	hard.Stop()
 	stopProbing()
 	<-probed // Run returns after its last look: no event comes later
+	if ct != nil {
+		time.Sleep(200 * time.Millisecond) // the last entries' events are on their way
+		stopCT()
+		ct.Wait()
+		entries, lost := ct.Entries()
+		if lost != nil {
+			ctErr = lost
+		} else {
+			var track observe.Conntrack
+			for seq, e := range observe.Match(dials, entries, 2*time.Second) {
+				track.Track(e.At, cfg.Node, seq, e.To.String())
+			}
+			for _, e := range track.Events() {
+				s.addEvent(e)
+			}
+		}
+	}
+	stopCT()
 	s.mu.Lock()
 	if err != nil {
 		s.runErr = fmt.Errorf("the run was aborted, requests in flight are missing: %w", err)
+	}
+	if ctErr != nil {
+		// Without every entry, "no entry" would read as "sent to no pod":
+		// the run goes on without conntrack, and verify says so.
+		fmt.Fprintf(os.Stderr, "rollguard agent: %v: no request is matched to a pod\n", ctErr)
 	}
 	s.mu.Unlock()
 	close(done)

@@ -3,6 +3,7 @@ package observe_test
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -148,5 +149,36 @@ func TestProberIgnoresTimeouts(t *testing.T) {
 	// not a timeout.
 	if !got[1].Since.Equal(got[0].At) || got[1].At.Before(noRoute) {
 		t.Errorf("refusing at %v since %v: want the no-route look (from %v), since the accepting look at %v", got[1].At, got[1].Since, noRoute, got[0].At)
+	}
+}
+
+// TestMatch pairs each dial with the entry of its source port that came
+// right after it, and not with an older or much later use of the port.
+func TestMatch(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(100, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	pod := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+	entries := []observe.ConnEntry{
+		{At: at(0), SrcPort: 40000, To: pod("10.0.0.1:8080")},    // an earlier use of the port
+		{At: at(5002), SrcPort: 40000, To: pod("10.0.0.2:8080")}, // this dial's
+		{At: at(9000), SrcPort: 40000, To: pod("10.0.0.3:8080")}, // a later use
+		{At: at(5001), SrcPort: 40001, To: pod("10.0.0.4:8080")},
+		{At: at(8000), SrcPort: 40002, To: pod("10.0.0.5:8080")}, // too late for its dial
+	}
+	got := observe.Match([]observe.Dial{
+		{Seq: 1, SrcPort: 40000, At: at(5000)},
+		{Seq: 2, SrcPort: 40001, At: at(5005)}, // the clock read a little after the SYN left
+		{Seq: 3, SrcPort: 40002, At: at(5000)},
+		{Seq: 4, SrcPort: 40003, At: at(5000)}, // no entry: sent to no pod
+	}, entries, 2*time.Second)
+	want := map[int64]string{1: "10.0.0.2:8080", 2: "10.0.0.4:8080"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for seq, to := range want {
+		if got[seq].To.String() != to {
+			t.Errorf("seq %d: %v, want %s", seq, got[seq], to)
+		}
 	}
 }

@@ -71,6 +71,10 @@ type Options struct {
 	// Budget is the propagation window the diagnosis assumes; ProbePeriod
 	// how often each agent dials each pod.
 	Budget, ProbePeriod time.Duration
+	// PrivilegedAgents puts the agents on their nodes' network with
+	// NET_ADMIN, so they read from conntrack which pod each request went
+	// to, and the diagnosis is exact.
+	PrivilegedAgents bool
 	// Progress, when set, receives a line at each step.
 	Progress func(format string, args ...any)
 }
@@ -191,6 +195,9 @@ func (o *Options) validate() error {
 	default:
 		return fmt.Errorf("--mode %q: want http, http-keepalive or connect", o.Mode)
 	}
+	if o.PrivilegedAgents && o.Mode == traffic.ModeKeepAlive {
+		return fmt.Errorf("--privileged-agents matches each new connection to its pod; with --mode %s a connection carries many requests: use http or connect", o.Mode)
+	}
 	if o.ProbePeriod <= 0 {
 		o.ProbePeriod = agent.DefaultProbePeriod
 	}
@@ -259,7 +266,7 @@ func (r *run) agentSpec(i int, node string) *corev1.Pod {
 	// Small and Guaranteed: quota'd namespaces demand limits, and a
 	// BestEffort agent is throttled and evicted first.
 	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}
-	return &corev1.Pod{
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      fmt.Sprintf("rollguard-verify-%s-%d", r.id, i),
 			Namespace: r.opts.Namespace,
@@ -289,6 +296,16 @@ func (r *run) agentSpec(i int, node string) *corev1.Pod {
 			}},
 		},
 	}
+	if r.opts.PrivilegedAgents {
+		// The node's network, where kube-proxy's translations are tracked,
+		// and NET_ADMIN to read them: root, with that one capability.
+		root, notNonRoot := int64(0), false
+		pod.Spec.HostNetwork = true
+		pod.Spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
+		pod.Spec.SecurityContext.RunAsUser, pod.Spec.SecurityContext.RunAsNonRoot = &root, &notNonRoot
+		pod.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+	}
+	return pod
 }
 
 // startAgents creates one agent per node and waits until each is ready
@@ -395,7 +412,7 @@ func (r *run) roll(ctx context.Context) (*Report, error) {
 	per := o.Rate / float64(len(r.agents))
 	for _, a := range r.agents {
 		err := a.client.Start(ctx, agent.StartConfig{Target: r.rep.Target, Mode: o.Mode, Rate: per, MaxDuration: maxRun,
-			Node: a.index, Host: r.svc.Name, Path: "/", ProbePeriod: o.ProbePeriod})
+			Node: a.index, Host: r.svc.Name, Path: "/", ProbePeriod: o.ProbePeriod, Conntrack: o.PrivilegedAgents})
 		if err != nil {
 			return nil, fmt.Errorf("starting traffic: %w", err)
 		}
@@ -748,14 +765,24 @@ func (r *run) collect(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("collecting records: %w", err))
 			continue
 		}
+		// Each agent numbers its own requests: interleave the numbers so
+		// that a request's number names it across agents.
+		global := func(seq int64) int64 { return seq*int64(len(r.agents)) + int64(a.index) }
 		for _, rec := range recs {
 			rec.Intended = rec.Intended.Add(-a.offset)
 			rec.Start = rec.Start.Add(-a.offset)
 			rec.Node = a.index
+			rec.Seq = global(rec.Seq)
 			sum.Add(rec)
 			r.rep.latencies = append(r.rep.latencies, rec.Latency)
 			if rec.Class != traffic.OK {
 				r.rep.Failures = append(r.rep.Failures, rec)
+			}
+		}
+		tracked, failed := 0, 0
+		for _, rec := range recs {
+			if rec.Class != traffic.OK {
+				failed++
 			}
 		}
 		for _, e := range evs {
@@ -764,7 +791,17 @@ func (r *run) collect(ctx context.Context) error {
 				e.Since = e.Since.Add(-a.offset)
 			}
 			e.Node = a.index
+			if e.Kind == timeline.ConnTracked {
+				// The agent knows the pod's address; the watch, its name.
+				tracked++
+				e.Pod = r.watcher.podAt(e.Pod, e.At)
+				e.Seq = global(e.Seq)
+			}
 			r.tl.Add(e)
+		}
+		if r.opts.PrivilegedAgents && tracked == 0 && len(recs) > 0 {
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("the agent on %s matched none of its %d requests (%d failed) to a pod through conntrack (see its log: kubectl logs %s)",
+				a.node, len(recs), failed, a.pod))
 		}
 	}
 	r.rep.summary = sum

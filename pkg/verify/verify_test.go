@@ -179,6 +179,15 @@ func TestWatcherEvents(t *testing.T) {
 	if ts := w.targets(); len(ts) != 1 || ts[0].Pod != "web-1@uid-t" || ts[0].Addr != "10.0.0.9:8080" {
 		t.Errorf("the recreated pod: %v", ts)
 	}
+	if got := w.podAt("10.0.0.5:8080", at); got != "web-1" {
+		t.Errorf("podAt the first pod's address: %s", got)
+	}
+	if got := w.podAt("10.0.0.9:8080", at); got != "web-1@uid-t" {
+		t.Errorf("podAt the recreated pod's address: %s", got)
+	}
+	if got := w.podAt("10.9.9.9:80", at); got != "10.9.9.9:80" {
+		t.Errorf("an address no pod held: %s", got)
+	}
 	w.forgetPods(map[types.UID]bool{}) // a fresh list holds neither
 	if ts := w.targets(); len(ts) != 0 || w.terminating() != 0 {
 		t.Errorf("a pod a fresh list lacks is gone: %v", ts)

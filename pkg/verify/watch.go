@@ -52,6 +52,14 @@ type watcher struct {
 	// its name and the start of its UID, so the two are never one pod.
 	incarnation map[types.UID]string
 	byName      map[string]types.UID // the first UID seen with a name
+	// addrs is who held each pod address, and from when, for conntrack's
+	// answers, which name addresses.
+	addrs map[string][]addrUse
+}
+
+type addrUse struct {
+	pod  string
+	from time.Time
 }
 
 type podState struct {
@@ -69,7 +77,8 @@ func newWatcher(cs kubernetes.Interface, ns, selector, service string, target co
 	annotations map[string]string, tl *timeline.Timeline) *watcher {
 	return &watcher{cs: cs, ns: ns, selector: selector, service: service, target: target, family: family, annotations: annotations,
 		now: time.Now, tl: tl, pods: map[types.UID]*podState{}, endpoints: map[string]map[string]epState{}, epSeen: map[string]epState{},
-		changed: make(chan struct{}, 1), names: map[string]string{}, incarnation: map[types.UID]string{}, byName: map[string]types.UID{}}
+		changed: make(chan struct{}, 1), names: map[string]string{}, incarnation: map[types.UID]string{}, byName: map[string]types.UID{},
+		addrs: map[string][]addrUse{}}
 }
 
 // name is the timeline's name of a pod incarnation; call with mu held.
@@ -325,8 +334,34 @@ func (w *watcher) pod(p *corev1.Pod, gone bool) {
 	}
 	if ip != s.ip || port != s.port {
 		s.ip, s.port = ip, port
+		if ip != "" {
+			a := net.JoinHostPort(ip, strconv.Itoa(int(port)))
+			w.addrs[a] = append(w.addrs[a], addrUse{pod: name, from: now})
+		}
 		w.notify()
 	}
+}
+
+// podAt names the pod that held address addr ("IP:PORT") at t: the last
+// to take it before t, or the first ever seen with it. An address no pod
+// of the workload held stays as it is.
+func (w *watcher) podAt(addr string, t time.Time) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		addr = net.JoinHostPort(ap.Addr().Unmap().String(), strconv.Itoa(int(ap.Port())))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	uses := w.addrs[addr]
+	if len(uses) == 0 {
+		return addr
+	}
+	name := uses[0].pod
+	for _, u := range uses {
+		if !u.from.After(t) {
+			name = u.pod
+		}
+	}
+	return name
 }
 
 // podIP is the pod's address in the Service's family.

@@ -37,9 +37,11 @@ type verifyReport struct {
 	ByClass   map[string]int `json:"byClass"`
 	Partial   bool           `json:"partial"`
 	Agents    []struct{ Node string }
+	Warnings  []string `json:"warnings"`
 	Diagnosis struct {
-		Counts map[string]int `json:"counts"`
-		ByRule map[string]int `json:"byRule"`
+		Counts      map[string]int `json:"counts"`
+		ByRule      map[string]int `json:"byRule"`
+		ByCertainty map[string]int `json:"byCertainty"`
 	} `json:"diagnosis"`
 	Intervals []struct {
 		Node     string
@@ -151,8 +153,9 @@ func runVerifyAs(t *testing.T, kc, name string, rate float64, extra ...string) (
 	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
 		t.Fatalf("verify exited %d with no report (%v):\n%s", code, jerr, errOut.String())
 	}
-	t.Logf("verify %s: exit %d, %d requests, %d failed %v, diagnosis %v, rules %v; independent client: %d requests, %d failed %v",
-		name, code, rep.Requests, rep.Failed, rep.ByClass, rep.Diagnosis.Counts, rep.Diagnosis.ByRule, ind.Total, ind.Failed(), ind.ByClass)
+	t.Logf("verify %s %v: exit %d, %d requests, %d failed %v, diagnosis %v %v, rules %v; independent client: %d requests, %d failed %v; warnings %q",
+		name, extra, code, rep.Requests, rep.Failed, rep.ByClass, rep.Diagnosis.Counts, rep.Diagnosis.ByCertainty, rep.Diagnosis.ByRule,
+		ind.Total, ind.Failed(), ind.ByClass, rep.Warnings)
 	for i, iv := range rep.Intervals {
 		if i == 6 {
 			break
@@ -204,6 +207,32 @@ func TestVerify(t *testing.T) {
 			t.Fatalf("%d failed, exit %d: want failures and exit 1", rep.Failed, code)
 		}
 		if c := rep.Diagnosis.Counts["case2"]; float64(c) < 0.9*float64(rep.Failed) {
+			t.Errorf("%d of %d failures attributed to Case 2, want at least 90%%", c, rep.Failed)
+		}
+	})
+	// With conntrack, each failure's pod is known: the attribution is
+	// exact, and no failure is left ambiguous, even with no fix at all.
+	t.Run("privileged agents: no probe, no preStop", func(t *testing.T) {
+		deploy(t, "vf-bare-ct", app{})
+		rep, code, _ := runVerify(t, "vf-bare-ct", 200, "--privileged-agents")
+		if rep.Failed == 0 || code != 1 {
+			t.Fatalf("%d failed, exit %d: want failures and exit 1", rep.Failed, code)
+		}
+		if rep.Diagnosis.Counts["ambiguous"] != 0 || float64(rep.Diagnosis.ByCertainty["exact"]) < 0.9*float64(rep.Failed) {
+			t.Errorf("%v %v: want exact attributions and none ambiguous", rep.Diagnosis.Counts, rep.Diagnosis.ByCertainty)
+		}
+	})
+	t.Run("privileged agents: Case 1 only", func(t *testing.T) {
+		deploy(t, "vf-case1-ct", app{readiness: true})
+		rep, _, _ := runVerify(t, "vf-case1-ct", 200, "--privileged-agents")
+		if c := rep.Diagnosis.Counts["case1"]; rep.Failed == 0 || float64(c) < 0.9*float64(rep.Failed) {
+			t.Errorf("%d of %d failures attributed to Case 1, want at least 90%%", c, rep.Failed)
+		}
+	})
+	t.Run("privileged agents: Case 2 only", func(t *testing.T) {
+		deploy(t, "vf-case2-ct", app{preStop: 10})
+		rep, _, _ := runVerify(t, "vf-case2-ct", 200, "--privileged-agents")
+		if c := rep.Diagnosis.Counts["case2"]; rep.Failed == 0 || float64(c) < 0.9*float64(rep.Failed) {
 			t.Errorf("%d of %d failures attributed to Case 2, want at least 90%%", c, rep.Failed)
 		}
 	})

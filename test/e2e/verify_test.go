@@ -136,7 +136,7 @@ func runVerifyAs(t *testing.T, kc, name string, rate float64, extra ...string) (
 	flushConntrack(t)
 	stop := make(chan struct{})
 	wait := independent(t, name, rate, stop)
-	args := append([]string{"deployment/" + name, "--rate", fmt.Sprint(rate), "--budget", "3s", "--settle", "12s", "-o", "json"}, extra...)
+	args := append([]string{"deployment/" + name, "--rate", fmt.Sprint(rate), "--budget", "3s", "--settle", "4s", "-o", "json"}, extra...)
 	cmd := verifyCmdAs(kc, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -234,6 +234,13 @@ func TestVerify(t *testing.T) {
 		rep, _, _ := runVerify(t, "vf-case2-ct", 200, "--privileged-agents")
 		if c := rep.Diagnosis.Counts["case2"]; rep.Failed == 0 || float64(c) < 0.9*float64(rep.Failed) {
 			t.Errorf("%d of %d failures attributed to Case 2, want at least 90%%", c, rep.Failed)
+		}
+	})
+	t.Run("privileged agents: both fixes", func(t *testing.T) {
+		deploy(t, "vf-fixed-ct", app{readiness: true, preStop: 10})
+		rep, code, _ := runVerify(t, "vf-fixed-ct", 200, "--privileged-agents")
+		if rep.Failed != 0 || code != 0 || len(rep.Warnings) != 0 {
+			t.Errorf("%d failed, exit %d, warnings %q: want none and exit 0", rep.Failed, code, rep.Warnings)
 		}
 	})
 	// Run as a ServiceAccount bound to exactly the documented roles: they

@@ -473,6 +473,27 @@ func TestWorkloadOrder(t *testing.T) {
 	}
 }
 
+// TestWorkloadOrderKeepsTies: rendered objects have no line, so a template
+// that emits the same object twice gives two workloads that sort equal;
+// they keep their input order.
+func TestWorkloadOrderKeepsTies(t *testing.T) {
+	t.Parallel()
+	obj := func(replicas int32) *manifest.Object {
+		return &manifest.Object{Kind: "Deployment", Name: "web", Source: manifest.Source{File: "charts/web/templates/web.yaml"},
+			Value: &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: &replicas}}}
+	}
+	in := []*manifest.Object{obj(1), obj(2), obj(3)}
+	m := model.Build(in, model.Options{})
+	if len(m.Workloads) != len(in) {
+		t.Fatalf("%d workloads, want %d", len(m.Workloads), len(in))
+	}
+	for i, w := range m.Workloads {
+		if w.Object != in[i] {
+			t.Errorf("workload %d has %d replicas, want %d (input order)", i, w.EffectiveReplicas(), i+1)
+		}
+	}
+}
+
 func TestIsZero(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -41,6 +41,9 @@ func TestParsePreStopCommands(t *testing.T) {
 		{"pkill -u USER -QUIT: the user is not a signal", []string{"pkill", "-u", "www-data", "-QUIT", "nginx"}, stops},
 		{"kill -n QUIT", []string{"kill", "-n", "QUIT", "1"}, stops},
 		{"pkill -n is the newest process, not a signal", []string{"pkill", "-n", "nginx"}, signals},
+		{"pkill -o (the oldest) takes no value", []string{"pkill", "-o", "-QUIT", "nginx"}, stops},
+		{"killall -g (the process group) takes no value", []string{"killall", "-g", "-QUIT", "app"}, stops},
+		{"killall -o TIME -QUIT: the age is not a signal", []string{"killall", "-o", "5m", "-QUIT", "app"}, stops},
 		{"killall xkill: a name is no signal", []string{"killall", "xkill"}, signals},
 		{"kill -s QUIT", []string{"kill", "-s", "QUIT", "1"}, stops},
 		{"kill -s SIGTERM", []string{"kill", "-s", "SIGTERM", "1"}, signals},
@@ -248,6 +251,7 @@ func TestInAppFlags(t *testing.T) {
 		{"a negative value is ignored", []string{"--shutdown-delay-duration=-3s"}, 0, ""},
 		{"a negative number is ignored", []string{"--shutdown-grace-period=-3"}, 0, ""},
 		{"zero is a value", []string{"--shutdown-delay-duration=0s", "--shutdown-grace-period=9"}, 0, "flag --shutdown-delay-duration"},
+		{"zero whole seconds in another spelling (no Go duration)", []string{"--shutdown-grace-period=00", "--shutdown-delay-duration=9s"}, 0, "flag --shutdown-grace-period"},
 	} {
 		sd := model.ContainerShutdown(&corev1.Container{Args: tc.args})
 		if sd.InApp != tc.want || sd.InAppFrom != tc.from {

@@ -438,7 +438,12 @@ func (r *hookReader) classify(bin string, args []string) (eff effect, delay time
 // other options of pkill and killall (-f, -x, -u USER, -w ...), are not
 // signals.
 func signalOf(bin string, args []string) string {
-	valued := map[string]bool{"-u": true, "-U": true, "-g": true, "-G": true, "-P": true, "-t": true, "-o": true, "-y": true}
+	// The options that take a value: pkill's, or killall's (pkill -o and
+	// killall -g take none).
+	valued := map[string]bool{"-u": true, "-U": true, "-g": true, "-G": true, "-P": true, "-t": true}
+	if bin == "killall" {
+		valued = map[string]bool{"-u": true, "-o": true, "-y": true}
+	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {

@@ -170,6 +170,32 @@ spec:
 	}
 }
 
+// TestFindingOrderOfRenderedObjects: objects of helm or kustomize output
+// carry no line, so the findings of one template's objects come by
+// reference.
+func TestFindingOrderOfRenderedObjects(t *testing.T) {
+	t.Parallel()
+	c := "        - {name: app, image: a, ports: [{containerPort: 8080}], readinessProbe: {tcpSocket: {port: 8080}}}\n"
+	src := strings.ReplaceAll(served(c), "metadata: {name: web}", "metadata: {name: web-b}") + "---\n" +
+		strings.ReplaceAll(served(c), "metadata: {name: web}", "metadata: {name: web-a}")
+	res := &manifest.Result{}
+	manifest.Decode("charts/web/templates/web.yaml", []byte(src), res)
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	for _, o := range res.Objects {
+		o.Source.Line = 0 // as the manifest package leaves a rendered object
+	}
+	rep := rules.Default().Run(model.Build(res.Objects, model.Options{}), rules.Options{Settings: rules.DefaultSettings()})
+	var got []string
+	for _, f := range findings(rep, "RG101") {
+		got = append(got, f.Object.Ref())
+	}
+	if want := "Deployment/web-a Deployment/web-b"; strings.Join(got, " ") != want {
+		t.Errorf("RG101 on %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
 func TestFixOptions(t *testing.T) {
 	t.Parallel()
 	for minor, want := range map[int]bool{0: true, 29: false, 30: true, 31: true} {

@@ -43,10 +43,11 @@ func sameTree(got, want *yaml.Node, path string) string {
 // must read the document without an error into the same tree.
 func checkFast(t *testing.T, data []byte) bool {
 	t.Helper()
-	got, ok := fastParse(data)
+	got, release, ok := fastParse(data)
 	if !ok {
 		return false
 	}
+	defer release()
 	var want yaml.Node
 	if err := yaml.Unmarshal(data, &want); err != nil {
 		t.Fatalf("fast path took a document yaml.v3 refuses (%v):\n%s", err, data)

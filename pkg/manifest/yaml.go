@@ -66,7 +66,8 @@ func Documents(data []byte) []Document {
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): `)
 
 func decodeDocument(name string, doc Document, res *Result) {
-	root, err := parseDocument(doc.Data)
+	root, release, err := parseDocument(doc.Data)
+	defer release()
 	if err != nil {
 		line := doc.First
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -96,13 +97,14 @@ func decodeDocument(name string, doc Document, res *Result) {
 
 // parseDocument parses one YAML document into yaml.v3's node tree: by the
 // fast path when it takes the document, else by yaml.v3 itself.
-func parseDocument(data []byte) (*yaml.Node, error) {
-	if root, ok := fastParse(data); ok {
-		return root, nil
+// The caller calls release when it is done with the tree.
+func parseDocument(data []byte) (root *yaml.Node, release func(), err error) {
+	if root, release, ok := fastParse(data); ok {
+		return root, release, nil
 	}
-	var root yaml.Node
-	err := yaml.Unmarshal(data, &root)
-	return &root, err
+	var n yaml.Node
+	err = yaml.Unmarshal(data, &n)
+	return &n, func() {}, err
 }
 
 // decodeObject decodes one object (or a List's items) from its mapping node.

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -155,8 +156,10 @@ func decodeObject(name string, n *yaml.Node, lineOff int, listCtx string, res *R
 	}
 
 	obj := &Object{APIVersion: apiVersion, Kind: kind, Source: Source{File: name, Line: line}}
-	var buf bytes.Buffer
-	w := jsonWriter{buf: &buf, lineOff: lineOff, obj: obj}
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer jsonBuffers.Put(buf) // encoding/json copies what it keeps
+	w := jsonWriter{buf: buf, lineOff: lineOff, obj: obj}
 	if err := w.node(n, ""); err != nil {
 		res.fail(&Error{File: name, Line: w.errLine, Msg: listCtx + "cannot read " + kind, Err: err})
 		return
@@ -184,6 +187,9 @@ func decodeObject(name string, n *yaml.Node, lineOff int, listCtx string, res *R
 	}
 	res.Objects = append(res.Objects, obj)
 }
+
+// jsonBuffers are the JSON renderings' buffers, reused object after object.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // NodeJSON renders a YAML node as JSON with the rules the loader uses.
 func NodeJSON(n *yaml.Node) ([]byte, error) {

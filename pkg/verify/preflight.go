@@ -117,12 +117,28 @@ const preflightWorkers = 8
 // anything. When some are missing it returns an *InputError holding a
 // *PermissionError that lists every one, as kubectl names them. An error
 // of the API itself is returned as such, naming the review that failed.
-func Preflight(ctx context.Context, c kubernetes.Interface, namespace string) error {
+//
+// With kinds given, only those workload kinds' permissions are asked for:
+// a user allowed to roll Deployments alone may verify a Deployment.
+func Preflight(ctx context.Context, c kubernetes.Interface, namespace string, kinds ...Kind) error {
 	if namespace == "" {
 		// A review without a namespace asks about every namespace.
 		return fmt.Errorf("checking verify's permissions: no namespace given")
 	}
 	perms := Permissions()
+	if len(kinds) > 0 {
+		want := map[string]bool{}
+		for _, k := range kinds {
+			want[string(k)+"s"] = true
+		}
+		kept := perms[:0]
+		for _, p := range perms {
+			if p.Group != "apps" || want[p.Resource] {
+				kept = append(kept, p)
+			}
+		}
+		perms = kept
+	}
 	type answer struct {
 		allowed bool
 		why     string

@@ -353,3 +353,25 @@ func TestPreflightCancelled(t *testing.T) {
 		t.Errorf("no namespace: %v", err)
 	}
 }
+
+// TestPreflightOneKind: verifying a Deployment asks only about
+// Deployments among the workloads, so a user allowed to roll Deployments
+// alone passes.
+func TestPreflightOneKind(t *testing.T) {
+	t.Parallel()
+	f := &reviewer{decide: func(a authorizationv1.ResourceAttributes) (int, bool, string) {
+		return http.StatusCreated, a.Group != "apps" || a.Resource == "deployments", ""
+	}}
+	if err := Preflight(context.Background(), fakeClient(t, f), "shop", Deployment); err != nil {
+		t.Errorf("a Deployment with Deployment permissions: %v", err)
+	}
+	for _, a := range f.seen {
+		if a.Group == "apps" && a.Resource != "deployments" {
+			t.Errorf("asked about %s", a.Resource)
+		}
+	}
+	err := Preflight(context.Background(), fakeClient(t, f), "shop", StatefulSet)
+	if err == nil || !strings.Contains(err.Error(), "patch statefulsets.apps in namespace shop") {
+		t.Errorf("a StatefulSet without StatefulSet permissions: %v", err)
+	}
+}

@@ -130,7 +130,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return nil, err
 	}
 	r := &run{opts: opts, cs: cs, http: hc, id: newRunID(), tl: &timeline.Timeline{}}
-	if err := Preflight(ctx, cs, opts.Namespace); err != nil {
+	if err := Preflight(ctx, cs, opts.Namespace, opts.Kind); err != nil {
 		return nil, err
 	}
 	if r.w, err = getWorkload(ctx, cs, opts.Kind, opts.Namespace, opts.Name); err != nil {

@@ -98,6 +98,8 @@ type run struct {
 	tl      *timeline.Timeline
 	watcher *watcher
 	rep     *Report
+	// warnings found before the report exists
+	warnings []string
 }
 
 type agentPod struct {
@@ -323,36 +325,78 @@ func (r *run) startAgents(ctx context.Context, nodes []string) error {
 		r.agents = append(r.agents, &agentPod{index: i, node: n, pod: p.Name, client: &agent.Client{Base: base, HTTP: r.http, Name: p.Name}})
 	}
 	r.opts.progress("started %d agents (%s); waiting for them to be ready", len(nodes), strings.Join(nodes, ", "))
+	// One list a poll for every agent, not a wait per agent: a large
+	// cluster's agents start together.
 	deadline := time.Now().Add(r.opts.AgentTimeout)
+	pending := map[string]*agentPod{}
 	for _, a := range r.agents {
-		for {
-			p, err := r.cs.CoreV1().Pods(r.opts.Namespace).Get(ctx, a.pod, metav1.GetOptions{})
-			if err != nil {
-				return apiError(err, "get pods", r.opts.Namespace)
+		pending[a.pod] = a
+	}
+	var dropped []string
+	for len(pending) > 0 {
+		l, err := r.cs.CoreV1().Pods(r.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: RunLabel + "=" + r.id})
+		if err != nil {
+			return apiError(err, "list pods", r.opts.Namespace)
+		}
+		for i := range l.Items {
+			p := &l.Items[i]
+			a := pending[p.Name]
+			if a == nil {
+				continue
 			}
 			if podReady(p) {
-				break
+				delete(pending, p.Name)
+				continue
 			}
-			if why := podStuck(p); why != "" {
+			why := podStuck(p)
+			if why == "" && time.Now().After(deadline) {
+				why = fmt.Sprintf("not ready after %s (phase %s; raise --agent-timeout)", r.opts.AgentTimeout, p.Status.Phase)
+			}
+			if why == "" {
+				continue
+			}
+			// With every node asked for, one node that cannot run an agent
+			// (full, or failing its pulls) costs that node only.
+			if len(r.opts.Nodes) > 0 {
 				return &InputError{fmt.Errorf("agent %s on node %s cannot start: %s (is --image %s right and pullable from the node?)", a.pod, a.node, why, r.opts.Image)}
 			}
-			if time.Now().After(deadline) {
-				return &InputError{fmt.Errorf("agent %s on node %s was not ready after %s (phase %s): raise --agent-timeout, or check the image %s",
-					a.pod, a.node, r.opts.AgentTimeout, p.Status.Phase, r.opts.Image)}
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(300 * time.Millisecond):
-			}
+			delete(pending, p.Name)
+			dropped = append(dropped, a.pod)
+			r.warnings = append(r.warnings, fmt.Sprintf("no agent on node %s: %s", a.node, why))
 		}
-		off, bound, err := a.client.Clock(ctx)
-		if err != nil {
-			return fmt.Errorf("reading an agent's clock through the API server's pod proxy: %w", err)
+		if len(pending) == 0 {
+			break
 		}
-		a.offset, a.bound = off, bound
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
 	}
-	return nil
+	kept := r.agents[:0]
+	for _, a := range r.agents {
+		if !contains(dropped, a.pod) {
+			a.index = len(kept)
+			kept = append(kept, a)
+		}
+	}
+	r.agents = kept
+	if len(r.agents) == 0 {
+		return &InputError{fmt.Errorf("no agent could start on any node (%s): is --image %s right and pullable from the nodes?", strings.Join(r.warnings, "; "), r.opts.Image)}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(r.agents))
+	for i, a := range r.agents {
+		wg.Go(func() {
+			off, bound, err := a.client.Clock(ctx)
+			if err != nil {
+				errs[i] = fmt.Errorf("reading an agent's clock through the API server's pod proxy: %w (a NetworkPolicy or a firewall between the control plane and the nodes' pods may block the proxy)", err)
+			}
+			a.offset, a.bound = off, bound
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -390,6 +434,7 @@ func (r *run) roll(ctx context.Context) (*Report, error) {
 	r.rep = &Report{Schema: SchemaVersion, Workload: r.w.String(), Namespace: o.Namespace, Service: r.svc.Name,
 		Target: net.JoinHostPort(r.svc.Spec.ClusterIP, strconv.Itoa(int(r.port.Port))), Mode: o.Mode, Rate: o.Rate,
 		Budget: o.Budget, ProbePeriod: o.ProbePeriod, Start: start}
+	r.rep.Warnings = append(r.rep.Warnings, r.warnings...)
 	for _, a := range r.agents {
 		r.rep.Agents = append(r.rep.Agents, AgentInfo{Index: a.index, Node: a.node, Pod: a.pod, ClockOffset: a.offset, ClockBound: a.bound})
 		if a.bound > o.ProbePeriod/2 {
@@ -486,11 +531,15 @@ func (r *run) pushTargets(ctx context.Context) {
 		case <-r.watcher.changed:
 		}
 		ts := r.watcher.targets()
+		var wg sync.WaitGroup
 		for _, a := range r.agents {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_ = a.client.Probe(pctx, ts) // a lost update is made good by the next one
-			cancel()
+			wg.Go(func() {
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_ = a.client.Probe(pctx, ts) // a lost update is made good by the next one
+				cancel()
+			})
 		}
+		wg.Wait()
 	}
 }
 

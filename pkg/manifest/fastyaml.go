@@ -86,11 +86,10 @@ func (p *fastParser) release() {
 // builds about 850,000 nodes, and allocating each tree anew cost more than
 // parsing it (fresh memory is zeroed and faulted in).
 type arena struct {
-	nodes    [][]yaml.Node
-	nb, ni   int // the block in use, the next free node in it
-	ptrs     [][]*yaml.Node
-	pb, pi   int
-	oversize bool // a Content slice too long for a block was allocated on its own
+	nodes  [][]yaml.Node
+	nb, ni int // the block in use, the next free node in it
+	ptrs   [][]*yaml.Node
+	pb, pi int
 }
 
 const (

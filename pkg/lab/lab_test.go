@@ -27,13 +27,29 @@ import (
 // It runs alone, not in parallel with the package's other tests: its 1,200
 // requests a second must go out on time for the figures to mean anything,
 // and on 2 cores other runs beside it make requests late.
+//
+// A machine busy for a moment with something else (CI neighbours, a build)
+// makes requests late without the engine being wrong: when more than 2%
+// are late, the scenarios run once more, and that run must be on time.
 func TestDefaultScenarios(t *testing.T) {
-	results, err := lab.RunAll(context.Background(), lab.Standard(lab.Base(), 3*time.Second, lab.Probe{Period: time.Second}), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(results) != 4 {
-		t.Fatalf("%d results", len(results))
+	var results []*lab.Result
+	for attempt := 1; ; attempt++ {
+		var err error
+		results, err = lab.RunAll(context.Background(), lab.Standard(lab.Base(), 3*time.Second, lab.Probe{Period: time.Second}), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(results) != 4 {
+			t.Fatalf("%d results", len(results))
+		}
+		late := false
+		for _, r := range results {
+			late = late || r.Summary.Late > r.Summary.Total/50
+		}
+		if !late || attempt == 2 {
+			break
+		}
+		t.Logf("more than 2%% of the requests started late (a busy machine?): running the scenarios again")
 	}
 	want := []struct{ case1, case2 bool }{{true, true}, {false, true}, {true, false}, {false, false}}
 	for i, r := range results {

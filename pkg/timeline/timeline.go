@@ -1,6 +1,6 @@
 // Package timeline implements the ordered record of what happened to pods
 // and endpoints during a rollout: the evidence the diagnosis reads. `lab`
-// writes it from its model; `verify` will write it from watches of Pods and
+// writes it from its model; `verify` writes it from watches of Pods and
 // EndpointSlices.
 package timeline
 

@@ -87,13 +87,13 @@ func getWorkload(ctx context.Context, cs kubernetes.Interface, kind Kind, ns, na
 		}
 	}
 	if apierrors.IsNotFound(err) {
-		return nil, &InputError{fmt.Errorf("%s/%s not found in namespace %s (check the name and -n)", kind, name, ns)}
+		return nil, &InputError{Err: fmt.Errorf("%s/%s not found in namespace %s (check the name and -n)", kind, name, ns)}
 	}
 	if err != nil {
 		return nil, apiError(err, "get "+string(kind)+"s", ns)
 	}
 	if w.selector, err = metav1.LabelSelectorAsSelector(sel); err != nil {
-		return nil, &InputError{fmt.Errorf("%s: invalid selector: %w", w, err)}
+		return nil, &InputError{Err: fmt.Errorf("%s: invalid selector: %w", w, err)}
 	}
 	return w, nil
 }
@@ -104,13 +104,13 @@ func findService(ctx context.Context, cs kubernetes.Interface, w *workload, name
 	if named != "" {
 		svc, err := cs.CoreV1().Services(w.namespace).Get(ctx, named, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return nil, &InputError{fmt.Errorf("service %s not found in namespace %s", named, w.namespace)}
+			return nil, &InputError{Err: fmt.Errorf("service %s not found in namespace %s", named, w.namespace)}
 		}
 		if err != nil {
 			return nil, apiError(err, "get services", w.namespace)
 		}
 		if !selects(svc, w.template.Labels) {
-			return nil, &InputError{fmt.Errorf("service %s does not select the pods of %s (its selector %v, their labels %v)",
+			return nil, &InputError{Err: fmt.Errorf("service %s does not select the pods of %s (its selector %v, their labels %v)",
 				named, w, svc.Spec.Selector, w.template.Labels)}
 		}
 		return svc, nil
@@ -127,7 +127,7 @@ func findService(ctx context.Context, cs kubernetes.Interface, w *workload, name
 	}
 	switch len(found) {
 	case 0:
-		return nil, &InputError{fmt.Errorf("no Service in namespace %s selects the pods of %s (labels %v): callers reach it some other way; name one with --service",
+		return nil, &InputError{Err: fmt.Errorf("no Service in namespace %s selects the pods of %s (labels %v): callers reach it some other way; name one with --service",
 			w.namespace, w, w.template.Labels)}
 	case 1:
 		return &found[0], nil
@@ -137,7 +137,7 @@ func findService(ctx context.Context, cs kubernetes.Interface, w *workload, name
 		names[i] = s.Name
 	}
 	sort.Strings(names)
-	return nil, &InputError{fmt.Errorf("%d Services select the pods of %s (%s): pick the one callers use with --service",
+	return nil, &InputError{Err: fmt.Errorf("%d Services select the pods of %s (%s): pick the one callers use with --service",
 		len(found), w, strings.Join(names, ", "))}
 }
 
@@ -172,13 +172,13 @@ func servicePort(svc *corev1.Service, want string) (corev1.ServicePort, error) {
 	}
 	switch {
 	case want != "":
-		return corev1.ServicePort{}, &InputError{fmt.Errorf("service %s has no TCP port %s; its TCP ports: %s", svc.Name, want, strings.Join(names, ", "))}
+		return corev1.ServicePort{}, &InputError{Err: fmt.Errorf("service %s has no TCP port %s; its TCP ports: %s", svc.Name, want, strings.Join(names, ", "))}
 	case len(tcp) == 1:
 		return tcp[0], nil
 	case len(tcp) == 0:
-		return corev1.ServicePort{}, &InputError{fmt.Errorf("service %s has no TCP port: verify sends TCP traffic", svc.Name)}
+		return corev1.ServicePort{}, &InputError{Err: fmt.Errorf("service %s has no TCP port: verify sends TCP traffic", svc.Name)}
 	}
-	return corev1.ServicePort{}, &InputError{fmt.Errorf("service %s has %d TCP ports (%s): pick one with --port", svc.Name, len(tcp), strings.Join(names, ", "))}
+	return corev1.ServicePort{}, &InputError{Err: fmt.Errorf("service %s has %d TCP ports (%s): pick one with --port", svc.Name, len(tcp), strings.Join(names, ", "))}
 }
 
 // podPort resolves a Service's targetPort on a pod: a number, or the name

@@ -22,14 +22,13 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/rollguard/rollguard/pkg/agent"
+	"github.com/rollguard/rollguard/pkg/fleet"
 	"github.com/rollguard/rollguard/pkg/timeline"
 	"github.com/rollguard/rollguard/pkg/traffic"
 )
@@ -94,7 +93,7 @@ type run struct {
 	w       *workload
 	svc     *corev1.Service
 	port    corev1.ServicePort
-	agents  []*agentPod
+	agents  []*fleet.Agent
 	tl      *timeline.Timeline
 	watcher *watcher
 	rep     *Report
@@ -102,21 +101,13 @@ type run struct {
 	warnings []string
 }
 
-type agentPod struct {
-	index  int
-	node   string
-	pod    string
-	client *agent.Client
-	offset time.Duration // the agent's clock minus verify's
-	bound  time.Duration
-}
 
 // Run verifies one rollout. The report is returned whenever traffic ran,
 // also with an error (a stuck rollout, an interrupted run: Partial is
 // set). Everything the run created is removed before it returns.
 func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if err := opts.validate(); err != nil {
-		return nil, &InputError{err}
+		return nil, &InputError{Err: err}
 	}
 	// The preflight's access reviews and the rollout's polls are a few
 	// dozen requests in a second: above client-go's default 5 a second.
@@ -142,17 +133,17 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return nil, err
 	}
 	if r.svc.Spec.ClusterIP == "" || r.svc.Spec.ClusterIP == corev1.ClusterIPNone {
-		return nil, &InputError{fmt.Errorf("service %s is headless: callers reach pods through DNS, not kube-proxy; verify needs a ClusterIP Service", r.svc.Name)}
+		return nil, &InputError{Err: fmt.Errorf("service %s is headless: callers reach pods through DNS, not kube-proxy; verify needs a ClusterIP Service", r.svc.Name)}
 	}
 	if r.port, err = servicePort(r.svc, opts.Port); err != nil {
 		return nil, err
 	}
-	nodes, err := r.nodes(ctx)
+	nodes, err := roles.ReadyNodes(ctx, cs, opts.Nodes)
 	if err != nil {
 		return nil, err
 	}
 	if per, maxRun := opts.Rate/float64(len(nodes)), opts.maxRun(); per*maxRun.Seconds() > agent.MaxRecords {
-		return nil, &InputError{fmt.Errorf("%g requests/s from each of %d agents for up to %s is more than the %d records an agent keeps: lower --rate or --timeout",
+		return nil, &InputError{Err: fmt.Errorf("%g requests/s from each of %d agents for up to %s is more than the %d records an agent keeps: lower --rate or --timeout",
 			per, len(nodes), maxRun, agent.MaxRecords)}
 	}
 	// From here on, objects exist in the cluster: remove them whatever
@@ -222,209 +213,32 @@ func newRunID() string {
 	return hex.EncodeToString(b)
 }
 
-// nodes lists the nodes to run agents on: the ones named, or every ready
-// node.
-func (r *run) nodes(ctx context.Context) ([]string, error) {
-	list, err := r.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, apiError(err, "list nodes", "")
-	}
-	ready := map[string]bool{}
-	var all []string
-	for _, n := range list.Items {
-		if os := n.Labels[corev1.LabelOSStable]; os != "" && os != "linux" {
-			continue // the agent image is Linux's
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && !n.Spec.Unschedulable {
-				ready[n.Name] = true
-				all = append(all, n.Name)
-			}
-		}
-	}
-	sort.Strings(all)
-	if len(r.opts.Nodes) == 0 {
-		if len(all) == 0 {
-			return nil, &InputError{errors.New("no Linux node is ready and schedulable: agents have nowhere to run")}
-		}
-		return all, nil
-	}
-	for _, n := range r.opts.Nodes {
-		if !ready[n] {
-			return nil, &InputError{fmt.Errorf("--from: node %q is not a ready, schedulable Linux node (those: %s)", n, strings.Join(all, ", "))}
-		}
-	}
-	return r.opts.Nodes, nil
-}
-
-// agentSpec is one agent pod: pinned to its node, bounded in time even if
-// verify is killed (activeDeadlineSeconds, and the agent's own --max-run).
+// agentSpec is the agent pod for one node. It lives as long as the
+// whole run can take, with minutes to spare.
 func (r *run) agentSpec(i int, node string) *corev1.Pod {
-	bound := r.opts.AgentTimeout + r.opts.Warmup + r.opts.Timeout + r.opts.Settle + 5*time.Minute
-	deadline := int64(bound.Seconds())
-	grace := int64(5)
-	no := false
-	yes, uid := true, int64(65532)
-	// Small and Guaranteed: quota'd namespaces demand limits, and a
-	// BestEffort agent is throttled and evicted first.
-	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("rollguard-verify-%s-%d", r.id, i),
-			Namespace: r.opts.Namespace,
-			Labels:    map[string]string{RunLabel: r.id, ManagedByLabel: ManagedBy},
-		},
-		Spec: corev1.PodSpec{
-			NodeName:                      node,
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			ActiveDeadlineSeconds:         &deadline,
-			TerminationGracePeriodSeconds: &grace,
-			AutomountServiceAccountToken:  &no,
-			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			// What PodSecurity's restricted level asks of a pod.
-			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid,
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-			Containers: []corev1.Container{{
-				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes,
-					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
-				Resources:       corev1.ResourceRequirements{Requests: res, Limits: res},
-				Name:            "agent",
-				Image:           r.opts.Image,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Args:            []string{"agent", "--listen", ":" + strconv.Itoa(AgentPort), "--max-run", bound.String()},
-				Ports:           []corev1.ContainerPort{{Name: "agent", ContainerPort: AgentPort}},
-				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-					Path: "/healthz", Port: intOrString(AgentPort)}}, PeriodSeconds: 1},
-			}},
-		},
-	}
-	if r.opts.PrivilegedAgents {
-		// The node's network, where kube-proxy's translations are tracked,
-		// and NET_ADMIN to read them: root, with that one capability.
-		root, notNonRoot := int64(0), false
-		pod.Spec.HostNetwork = true
-		pod.Spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet
-		pod.Spec.SecurityContext.RunAsUser, pod.Spec.SecurityContext.RunAsNonRoot = &root, &notNonRoot
-		pod.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
-	}
-	return pod
+	return fleet.AgentPod(fleet.AgentSpec{
+		Name:      fmt.Sprintf("rollguard-verify-%s-%d", r.id, i),
+		Namespace: r.opts.Namespace,
+		Labels:    map[string]string{RunLabel: r.id, ManagedByLabel: ManagedBy},
+		Node:      node, Image: r.opts.Image, Privileged: r.opts.PrivilegedAgents,
+		Life: r.opts.AgentTimeout + r.opts.Warmup + r.opts.Timeout + r.opts.Settle + 5*time.Minute,
+	})
 }
 
 // startAgents creates one agent per node and waits until each is ready
 // and its clock offset is known.
 func (r *run) startAgents(ctx context.Context, nodes []string) error {
+	pods := make([]*corev1.Pod, len(nodes))
 	for i, n := range nodes {
-		p, err := r.cs.CoreV1().Pods(r.opts.Namespace).Create(ctx, r.agentSpec(i, n), metav1.CreateOptions{})
-		if err != nil {
-			return apiError(err, "create pods", r.opts.Namespace)
-		}
-		base, err := agent.ProxyBase(r.opts.Config, r.opts.Namespace, p.Name, AgentPort)
-		if err != nil {
-			return err
-		}
-		r.agents = append(r.agents, &agentPod{index: i, node: n, pod: p.Name, client: &agent.Client{Base: base, HTTP: r.http, Name: p.Name}})
+		pods[i] = r.agentSpec(i, n)
 	}
-	r.opts.progress("started %d agents (%s); waiting for them to be ready", len(nodes), strings.Join(nodes, ", "))
-	// One list a poll for every agent, not a wait per agent: a large
-	// cluster's agents start together.
-	deadline := time.Now().Add(r.opts.AgentTimeout)
-	pending := map[string]*agentPod{}
-	for _, a := range r.agents {
-		pending[a.pod] = a
-	}
-	var dropped []string
-	for len(pending) > 0 {
-		l, err := r.cs.CoreV1().Pods(r.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: RunLabel + "=" + r.id})
-		if err != nil {
-			return apiError(err, "list pods", r.opts.Namespace)
-		}
-		for i := range l.Items {
-			p := &l.Items[i]
-			a := pending[p.Name]
-			if a == nil {
-				continue
-			}
-			if podReady(p) {
-				delete(pending, p.Name)
-				continue
-			}
-			why := podStuck(p)
-			if why == "" && time.Now().After(deadline) {
-				why = fmt.Sprintf("not ready after %s (phase %s; raise --agent-timeout)", r.opts.AgentTimeout, p.Status.Phase)
-			}
-			if why == "" {
-				continue
-			}
-			// With every node asked for, one node that cannot run an agent
-			// (full, or failing its pulls) costs that node only.
-			if len(r.opts.Nodes) > 0 {
-				return &InputError{fmt.Errorf("agent %s on node %s cannot start: %s (is --image %s right and pullable from the node?)", a.pod, a.node, why, r.opts.Image)}
-			}
-			delete(pending, p.Name)
-			dropped = append(dropped, a.pod)
-			r.warnings = append(r.warnings, fmt.Sprintf("no agent on node %s: %s", a.node, why))
-		}
-		if len(pending) == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
-	kept := r.agents[:0]
-	for _, a := range r.agents {
-		if !contains(dropped, a.pod) {
-			a.index = len(kept)
-			kept = append(kept, a)
-		}
-	}
-	r.agents = kept
-	if len(r.agents) == 0 {
-		return &InputError{fmt.Errorf("no agent could start on any node (%s): is --image %s right and pullable from the nodes?", strings.Join(r.warnings, "; "), r.opts.Image)}
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(r.agents))
-	for i, a := range r.agents {
-		wg.Go(func() {
-			off, bound, err := a.client.Clock(ctx)
-			if err != nil {
-				errs[i] = fmt.Errorf("reading an agent's clock through the API server's pod proxy: %w (a NetworkPolicy or a firewall between the control plane and the nodes' pods may block the proxy)", err)
-			}
-			a.offset, a.bound = off, bound
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
-// podStuck says why a pod will not start, when it will not.
-func podStuck(p *corev1.Pod) string {
-	if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
-		return "it ended (" + string(p.Status.Phase) + ")"
-	}
-	for _, cs := range p.Status.ContainerStatuses {
-		if w := cs.State.Waiting; w != nil {
-			switch w.Reason {
-			case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CrashLoopBackOff", "CreateContainerError", "CreateContainerConfigError":
-				return w.Reason + ": " + w.Message
-			}
-		}
-		if t := cs.State.Terminated; t != nil {
-			return fmt.Sprintf("its container exited (%s, code %d)", t.Reason, t.ExitCode)
-		}
-	}
-	return ""
+	st := &fleet.Starter{Roles: roles, CS: r.cs, Config: r.opts.Config, HTTP: r.http, Namespace: r.opts.Namespace,
+		Selector: RunLabel + "=" + r.id, Strict: len(r.opts.Nodes) > 0, Timeout: r.opts.AgentTimeout, Image: r.opts.Image,
+		Progress: r.opts.Progress}
+	agents, warnings, err := st.Start(ctx, pods)
+	r.agents = agents
+	r.warnings = append(r.warnings, warnings...)
+	return err
 }
 
 // roll runs the traffic, the rollout and the diagnosis.
@@ -436,10 +250,10 @@ func (r *run) roll(ctx context.Context) (*Report, error) {
 		Budget: o.Budget, ProbePeriod: o.ProbePeriod, Start: start}
 	r.rep.Warnings = append(r.rep.Warnings, r.warnings...)
 	for _, a := range r.agents {
-		r.rep.Agents = append(r.rep.Agents, AgentInfo{Index: a.index, Node: a.node, Pod: a.pod, ClockOffset: a.offset, ClockBound: a.bound})
-		if a.bound > o.ProbePeriod/2 {
+		r.rep.Agents = append(r.rep.Agents, AgentInfo{Index: a.Index, Node: a.Node, Pod: a.Pod, ClockOffset: a.Offset, ClockBound: a.Bound})
+		if a.Bound > o.ProbePeriod/2 {
 			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("the clock of the agent on %s is known within %s only, more than half the probe period (%s): the order of its looks and of nearby failures is uncertain",
-				a.node, a.bound.Round(time.Microsecond), o.ProbePeriod))
+				a.Node, a.Bound.Round(time.Microsecond), o.ProbePeriod))
 		}
 	}
 	// Watches first, so the pods' state before the rollout is known.
@@ -456,8 +270,8 @@ func (r *run) roll(ctx context.Context) (*Report, error) {
 	maxRun := o.maxRun()
 	per := o.Rate / float64(len(r.agents))
 	for _, a := range r.agents {
-		err := a.client.Start(ctx, agent.StartConfig{Target: r.rep.Target, Mode: o.Mode, Rate: per, MaxDuration: maxRun,
-			Node: a.index, Host: r.svc.Name, Path: "/", ProbePeriod: o.ProbePeriod, Conntrack: o.PrivilegedAgents})
+		err := a.Client.Start(ctx, agent.StartConfig{Target: r.rep.Target, Mode: o.Mode, Rate: per, MaxDuration: maxRun,
+			Node: a.Index, Host: r.svc.Name, Path: "/", ProbePeriod: o.ProbePeriod, Conntrack: o.PrivilegedAgents})
 		if err != nil {
 			return nil, fmt.Errorf("starting traffic: %w", err)
 		}
@@ -535,7 +349,7 @@ func (r *run) pushTargets(ctx context.Context) {
 		for _, a := range r.agents {
 			wg.Go(func() {
 				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_ = a.client.Probe(pctx, ts) // a lost update is made good by the next one
+				_ = a.Client.Probe(pctx, ts) // a lost update is made good by the next one
 				cancel()
 			})
 		}
@@ -552,13 +366,13 @@ func (r *run) warm(ctx context.Context) error {
 	case <-time.After(r.opts.Warmup):
 	}
 	for _, a := range r.agents {
-		p, err := a.client.Progress(ctx)
+		p, err := a.Client.Progress(ctx)
 		if err != nil {
 			return fmt.Errorf("reading the warm-up's progress: %w", err)
 		}
 		if p.Failed > 0 || p.Sent == 0 {
-			return &InputError{fmt.Errorf("the Service fails before the rollout: from node %s, %d of %d requests to %s failed (%s) during the %s warm-up; fix the Service (or pick the right --port) first",
-				a.node, p.Failed, p.Sent, r.rep.Target, classes(p.ByClass), r.opts.Warmup)}
+			return &InputError{Err: fmt.Errorf("the Service fails before the rollout: from node %s, %d of %d requests to %s failed (%s) during the %s warm-up; fix the Service (or pick the right --port) first",
+				a.Node, p.Failed, p.Sent, r.rep.Target, classes(p.ByClass), r.opts.Warmup)}
 		}
 	}
 	return nil
@@ -587,7 +401,7 @@ func (r *run) trigger(ctx context.Context) error {
 		return err
 	}
 	if st.unrollable != "" {
-		return &InputError{fmt.Errorf("%s %s", r.w, st.unrollable)}
+		return &InputError{Err: fmt.Errorf("%s %s", r.w, st.unrollable)}
 	}
 	var patch string
 	switch {
@@ -600,7 +414,7 @@ func (r *run) trigger(ctx context.Context) error {
 			found = found || k.Name == c
 		}
 		if !found {
-			return &InputError{fmt.Errorf("--trigger: %s has no container %q", r.w, c)}
+			return &InputError{Err: fmt.Errorf("--trigger: %s has no container %q", r.w, c)}
 		}
 		patch = fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`, c, img)
 	}
@@ -643,7 +457,7 @@ func (r *run) trigger(ctx context.Context) error {
 		case started && st.stuck != "":
 			return &StuckError{fmt.Errorf("%s is not rolling out: %s", r.w, st.stuck)}
 		case time.Now().After(deadline) && !started:
-			return &InputError{fmt.Errorf("no rollout of %s began within --timeout %s", r.w, o.Timeout)}
+			return &InputError{Err: fmt.Errorf("no rollout of %s began within --timeout %s", r.w, o.Timeout)}
 		case time.Now().After(deadline):
 			return &StuckError{fmt.Errorf("%s did not finish rolling out within --timeout %s: %s%s", r.w, o.Timeout, st.why, r.unready(ctx))}
 		}
@@ -779,7 +593,7 @@ func (r *run) unready(ctx context.Context) string {
 	}
 	var parts []string
 	for _, p := range l.Items {
-		if podReady(&p) || p.DeletionTimestamp != nil {
+		if fleet.PodReady(&p) || p.DeletionTimestamp != nil {
 			continue
 		}
 		why := string(p.Status.Phase)
@@ -805,22 +619,22 @@ func (r *run) collect(ctx context.Context) error {
 	var errs []error
 	sum := traffic.NewSummary()
 	for _, a := range r.agents {
-		if err := a.client.Stop(ctx); err != nil {
+		if err := a.Client.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stopping traffic: %w", err))
 			continue
 		}
-		recs, evs, err := a.client.Records(ctx)
+		recs, evs, err := a.Client.Records(ctx)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("collecting records: %w", err))
 			continue
 		}
 		// Each agent numbers its own requests: interleave the numbers so
 		// that a request's number names it across agents.
-		global := func(seq int64) int64 { return seq*int64(len(r.agents)) + int64(a.index) }
+		global := func(seq int64) int64 { return seq*int64(len(r.agents)) + int64(a.Index) }
 		for _, rec := range recs {
-			rec.Intended = rec.Intended.Add(-a.offset)
-			rec.Start = rec.Start.Add(-a.offset)
-			rec.Node = a.index
+			rec.Intended = rec.Intended.Add(-a.Offset)
+			rec.Start = rec.Start.Add(-a.Offset)
+			rec.Node = a.Index
 			rec.Seq = global(rec.Seq)
 			sum.Add(rec)
 			r.rep.latencies = append(r.rep.latencies, rec.Latency)
@@ -835,11 +649,11 @@ func (r *run) collect(ctx context.Context) error {
 			}
 		}
 		for _, e := range evs {
-			e.At = e.At.Add(-a.offset)
+			e.At = e.At.Add(-a.Offset)
 			if !e.Since.IsZero() {
-				e.Since = e.Since.Add(-a.offset)
+				e.Since = e.Since.Add(-a.Offset)
 			}
-			e.Node = a.index
+			e.Node = a.Index
 			if e.Kind == timeline.ConnTracked {
 				// The agent knows the pod's address; the watch, its name.
 				tracked++
@@ -850,7 +664,7 @@ func (r *run) collect(ctx context.Context) error {
 		}
 		if r.opts.PrivilegedAgents && tracked == 0 && len(recs) > 0 {
 			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("the agent on %s matched none of its %d requests (%d failed) to a pod through conntrack (see its log: kubectl logs %s)",
-				a.node, len(recs), failed, a.pod))
+				a.Node, len(recs), failed, a.Pod))
 		}
 	}
 	r.rep.summary = sum
@@ -865,25 +679,5 @@ func Cleanup(ctx context.Context, cs kubernetes.Interface, ns, id string) error 
 	if id != "" {
 		sel += "," + RunLabel + "=" + id
 	}
-	// The agents' own grace period, not a forced delete: that would drop
-	// the API object while its container still ran.
-	pods := cs.CoreV1().Pods(ns)
-	err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return apiError(err, "deletecollection pods", ns)
-	}
-	for {
-		l, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			return apiError(err, "list pods", ns)
-		}
-		if len(l.Items) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d agent pods still present in namespace %s: %w", len(l.Items), ns, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	return roles.DeletePods(ctx, cs, ns, sel)
 }

@@ -76,4 +76,3 @@ func Preflight(ctx context.Context, c kubernetes.Interface, namespace string, ki
 	}
 	return roles.Check(ctx, c, "verify", namespace, perms)
 }
-

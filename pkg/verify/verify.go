@@ -101,7 +101,6 @@ type run struct {
 	warnings []string
 }
 
-
 // Run verifies one rollout. The report is returned whenever traffic ran,
 // also with an error (a stuck rollout, an interrupted run: Partial is
 // set). Everything the run created is removed before it returns.

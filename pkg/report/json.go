@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -127,10 +129,93 @@ func JSON(w io.Writer, in *Input) error {
 	}
 	s.Findings, s.Suppressed, s.InputErrors = len(r.Findings), len(r.Suppressed), len(r.Errors)
 	s.Failed = s.Failed || len(r.Errors) > 0
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(r)
+	return writeJSON(w, &r)
+}
+
+// writeJSON writes the report as a json.Encoder with two-space indent and
+// no HTML escaping writes it, byte for byte, but an element of its lists at
+// a time through a small buffer: encoding 20,000 findings at once built two
+// buffers the size of the output (compact, then indented) by doubling, and
+// the copies and fresh pages cost more than the encoding.
+func writeJSON(w io.Writer, r *jsonReport) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	field := newIndentEncoder("  ")  // a value of the report's own fields
+	item := newIndentEncoder("    ") // an element of one of its lists
+	bw.WriteString("{\n")
+	for i, f := range []struct {
+		key   string
+		value any
+	}{
+		{"schemaVersion", r.SchemaVersion}, {"tool", r.Tool}, {"settings", r.Settings}, {"summary", r.Summary},
+		{"findings", r.Findings}, {"suppressed", r.Suppressed}, {"errors", r.Errors}, {"warnings", r.Warnings},
+	} {
+		if i > 0 {
+			bw.WriteString(",\n")
+		}
+		bw.WriteString(`  "` + f.key + `": `)
+		var err error
+		switch v := f.value.(type) {
+		case []jsonFinding:
+			err = writeList(bw, item, v)
+		case []jsonError:
+			err = writeList(bw, item, v)
+		case []string:
+			err = writeList(bw, item, v)
+		default:
+			err = field.write(bw, v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	bw.WriteString("\n}\n")
+	return bw.Flush()
+}
+
+// writeList writes a list as an indenting encoder would inside the
+// report: [] when it is empty (nil never occurs: JSON fills every list).
+func writeList[T any](bw *bufio.Writer, item *indentEncoder, list []T) error {
+	if len(list) == 0 {
+		bw.WriteString("[]")
+		return nil
+	}
+	bw.WriteString("[\n")
+	for i := range list {
+		if i > 0 {
+			bw.WriteString(",\n")
+		}
+		bw.WriteString(item.prefix)
+		if err := item.write(bw, &list[i]); err != nil { // a pointer, so boxing copies nothing
+			return err
+		}
+	}
+	bw.WriteString("\n  ]")
+	return nil
+}
+
+// indentEncoder encodes one value as it would appear nested at prefix in
+// an indented document, without the line break Encode ends with.
+type indentEncoder struct {
+	prefix string
+	buf    bytes.Buffer
+	enc    *json.Encoder
+}
+
+func newIndentEncoder(prefix string) *indentEncoder {
+	e := &indentEncoder{prefix: prefix}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetIndent(prefix, "  ")
+	e.enc.SetEscapeHTML(false)
+	return e
+}
+
+func (e *indentEncoder) write(bw *bufio.Writer, v any) error {
+	e.buf.Reset()
+	if err := e.enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := bw.Write(bytes.TrimSuffix(e.buf.Bytes(), []byte("\n")))
+	return err
 }
 
 func toJSON(f rules.Finding, defaultNS string) jsonFinding {

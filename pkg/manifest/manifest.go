@@ -84,11 +84,6 @@ func (o *Object) At(path string) Source {
 	return src
 }
 
-// setLine records the line of a field path.
-func (o *Object) setLine(path string, line int) {
-	o.lines = append(o.lines, pathLine{path, line})
-}
-
 func parentPath(p string) string {
 	i := strings.LastIndexAny(p, ".[")
 	if i < 0 {

@@ -156,16 +156,19 @@ func decodeObject(name string, n *yaml.Node, lineOff int, listCtx string, res *R
 	}
 
 	obj := &Object{APIVersion: apiVersion, Kind: kind, Source: Source{File: name, Line: line}}
-	buf := jsonBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer jsonBuffers.Put(buf) // encoding/json copies what it keeps
-	w := jsonWriter{buf: buf, lineOff: lineOff, obj: obj}
-	if err := w.node(n, ""); err != nil {
+	s := scratches.Get().(*scratch)
+	defer s.release() // encoding/json copies what it keeps
+	w := jsonWriter{s: s, buf: &s.buf, lineOff: lineOff}
+	if err := w.node(n); err != nil {
 		res.fail(&Error{File: name, Line: w.errLine, Msg: listCtx + "cannot read " + kind, Err: err})
 		return
 	}
+	if len(s.lines) > 0 {
+		obj.lines = make([]pathLine, len(s.lines))
+		copy(obj.lines, s.lines)
+	}
 	v := newValue()
-	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+	if err := json.Unmarshal(s.buf.Bytes(), v); err != nil {
 		errLine := line
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
@@ -188,17 +191,41 @@ func decodeObject(name string, n *yaml.Node, lineOff int, listCtx string, res *R
 	res.Objects = append(res.Objects, obj)
 }
 
-// jsonBuffers are the JSON renderings' buffers, reused object after object.
-var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// scratch is what rendering one object as JSON needs and need not keep:
+// reused object after object, so that an object costs its JSON's copy in
+// encoding/json and its line map, and not the buffers and path strings
+// that led there.
+type scratch struct {
+	buf   bytes.Buffer
+	path  []byte     // the path of the node being written
+	lines []pathLine // the object's line map, copied out at the end
+	pairs []mapPair  // the entries of the mappings being written
+	// paths holds the line maps' path strings already made, so that
+	// 20,000 objects share one "spec.template.spec.containers[0]".
+	paths map[string]string
+}
+
+// maxPaths bounds the paths a scratch keeps for sharing; past it, a path
+// is a string of its own, as it would be without sharing.
+const maxPaths = 4096
+
+var scratches = sync.Pool{New: func() any { return &scratch{paths: map[string]string{}} }}
+
+func (s *scratch) release() {
+	clear(s.pairs[:cap(s.pairs)]) // no node of this document stays reachable
+	s.buf.Reset()
+	s.path, s.lines, s.pairs = s.path[:0], s.lines[:0], s.pairs[:0]
+	scratches.Put(s)
+}
 
 // NodeJSON renders a YAML node as JSON with the rules the loader uses.
 func NodeJSON(n *yaml.Node) ([]byte, error) {
-	var buf bytes.Buffer
-	w := jsonWriter{buf: &buf, obj: &Object{}}
-	if err := w.node(n, ""); err != nil {
+	s := &scratch{paths: map[string]string{}}
+	w := jsonWriter{s: s, buf: &s.buf}
+	if err := w.node(n); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return s.buf.Bytes(), nil
 }
 
 func deref(n *yaml.Node) *yaml.Node {
@@ -270,20 +297,28 @@ func fieldNode(n *yaml.Node, path []string) *yaml.Node {
 // keepPath says whether the line of a field path is worth recording: the
 // object's top fields, and each container and its direct fields, which is
 // where findings point.
-func keepPath(p string) bool {
-	if i := max(strings.LastIndex(p, ".containers["), strings.LastIndex(p, ".initContainers[")); i >= 0 {
-		return strings.Count(p[i+1:], ".") <= 2
+func keepPath(p []byte) bool {
+	if i := max(bytes.LastIndex(p, containersPath), bytes.LastIndex(p, initContainersPath)); i >= 0 {
+		return bytes.Count(p[i+1:], dot) <= 2
 	}
-	return strings.Count(p, ".") <= 3 && !strings.HasPrefix(p, "metadata.") && !strings.HasPrefix(p, "status")
+	return bytes.Count(p, dot) <= 3 && !bytes.HasPrefix(p, metadataPath) && !bytes.HasPrefix(p, statusPath)
 }
+
+var (
+	containersPath     = []byte(".containers[")
+	initContainersPath = []byte(".initContainers[")
+	metadataPath       = []byte("metadata.")
+	statusPath         = []byte("status")
+	dot                = []byte(".")
+)
 
 // jsonWriter renders a YAML node tree as JSON with Kubernetes' YAML rules
 // (keys are strings; merge keys are expanded; aliases are followed), and
 // records the lines of the paths keepPath selects.
 type jsonWriter struct {
-	buf     *bytes.Buffer
+	s       *scratch
+	buf     *bytes.Buffer // s.buf
 	lineOff int
-	obj     *Object
 	depth   int
 	nodes   int
 	errLine int
@@ -301,7 +336,21 @@ func (w *jsonWriter) fail(n *yaml.Node, format string, args ...any) error {
 	return fmt.Errorf(format, args...)
 }
 
-func (w *jsonWriter) node(n *yaml.Node, path string) error {
+// setLine records the line of the field at the current path.
+func (w *jsonWriter) setLine(line int) {
+	s := w.s
+	p, ok := s.paths[string(s.path)]
+	if !ok {
+		p = string(s.path)
+		if len(s.paths) < maxPaths {
+			s.paths[p] = p
+		}
+	}
+	s.lines = append(s.lines, pathLine{p, line})
+}
+
+// node writes n, the value at the path in w.s.path.
+func (w *jsonWriter) node(n *yaml.Node) error {
 	w.depth++
 	defer func() { w.depth-- }()
 	if w.depth > maxDepth {
@@ -314,24 +363,28 @@ func (w *jsonWriter) node(n *yaml.Node, path string) error {
 		if n.Alias == nil {
 			return w.fail(n, "alias to an unknown anchor")
 		}
-		return w.node(n.Alias, path)
+		return w.node(n.Alias)
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
-		return w.mapping(n, path)
+		return w.mapping(n)
 	case yaml.SequenceNode:
 		w.buf.WriteByte('[')
+		base := len(w.s.path)
 		for i, it := range n.Content {
 			if i > 0 {
 				w.buf.WriteByte(',')
 			}
-			p := path + "[" + strconv.Itoa(i) + "]"
-			if path != "" && keepPath(p) {
-				w.obj.setLine(p, it.Line+w.lineOff)
+			w.s.path = append(w.s.path, '[')
+			w.s.path = strconv.AppendInt(w.s.path, int64(i), 10)
+			w.s.path = append(w.s.path, ']')
+			if base > 0 && keepPath(w.s.path) {
+				w.setLine(it.Line + w.lineOff)
 			}
-			if err := w.node(it, p); err != nil {
+			if err := w.node(it); err != nil {
 				return err
 			}
+			w.s.path = w.s.path[:base]
 		}
 		w.buf.WriteByte(']')
 		return nil
@@ -345,41 +398,51 @@ func (w *jsonWriter) node(n *yaml.Node, path string) error {
 // mapPair is a key and its value after merge keys are expanded.
 type mapPair struct{ key, value *yaml.Node }
 
-func (w *jsonWriter) mapping(n *yaml.Node, path string) error {
-	pairs, err := w.pairs(n, 0)
+func (w *jsonWriter) mapping(n *yaml.Node) error {
+	// The entries go on the scratch's stack, above those of the mappings
+	// this one is inside; a mapping inside this one stacks its own above
+	// them (perhaps in a grown copy of the stack, leaving pairs as it is)
+	// and takes them off again.
+	top := len(w.s.pairs)
+	stack, err := w.pairs(w.s.pairs, n, 0)
 	if err != nil {
 		return err
 	}
+	w.s.pairs = stack
+	pairs := stack[top:]
 	w.buf.WriteByte('{')
+	base := len(w.s.path)
 	for i, kv := range pairs {
 		if i > 0 {
 			w.buf.WriteByte(',')
 		}
 		appendString(w.buf, kv.key.Value)
 		w.buf.WriteByte(':')
-		p := strings.Clone(kv.key.Value) // a key of the line map outlives the document
-		if path != "" {
-			p = path + "." + kv.key.Value
+		if base > 0 {
+			w.s.path = append(w.s.path, '.')
 		}
-		if keepPath(p) {
-			w.obj.setLine(p, kv.key.Line+w.lineOff)
+		w.s.path = append(w.s.path, kv.key.Value...)
+		if keepPath(w.s.path) {
+			w.setLine(kv.key.Line + w.lineOff)
 		}
-		if err := w.node(kv.value, p); err != nil {
+		if err := w.node(kv.value); err != nil {
 			return err
 		}
+		w.s.path = w.s.path[:base]
 	}
 	w.buf.WriteByte('}')
+	w.s.pairs = w.s.pairs[:top]
 	return nil
 }
 
-// pairs lists a mapping's entries in order, expanding "<<" merge keys
-// (explicit keys win over merged ones) and refusing duplicate keys, which
-// kubectl refuses too.
-func (w *jsonWriter) pairs(n *yaml.Node, depth int) ([]mapPair, error) {
+// pairs appends a mapping's entries to out in order, expanding "<<" merge
+// keys (explicit keys win over merged ones) and refusing duplicate keys,
+// which kubectl refuses too.
+func (w *jsonWriter) pairs(out []mapPair, n *yaml.Node, depth int) ([]mapPair, error) {
 	if depth > 20 {
 		return nil, w.fail(n, "merge keys nested too deep")
 	}
-	out := make([]mapPair, 0, len(n.Content)/2)
+	top := len(out)
 	var merged []mapPair
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), n.Content[i+1]
@@ -401,7 +464,7 @@ func (w *jsonWriter) pairs(n *yaml.Node, depth int) ([]mapPair, error) {
 				if s == nil || s.Kind != yaml.MappingNode {
 					return nil, w.fail(k, "merge key << needs a mapping or a list of mappings")
 				}
-				ps, err := w.pairs(s, depth+1)
+				ps, err := w.pairs(nil, s, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -409,7 +472,7 @@ func (w *jsonWriter) pairs(n *yaml.Node, depth int) ([]mapPair, error) {
 			}
 			continue
 		}
-		for _, prev := range out {
+		for _, prev := range out[top:] {
 			if prev.key.Value == k.Value {
 				return nil, w.fail(k, "duplicate key %q (first at line %d)", k.Value, prev.key.Line+w.lineOff)
 			}
@@ -418,7 +481,7 @@ func (w *jsonWriter) pairs(n *yaml.Node, depth int) ([]mapPair, error) {
 	}
 outer:
 	for _, m := range merged {
-		for _, have := range out {
+		for _, have := range out[top:] {
 			if have.key.Value == m.key.Value {
 				continue outer
 			}

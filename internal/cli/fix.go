@@ -2,8 +2,10 @@ package cli
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -211,10 +213,14 @@ func writeDiff(w io.Writer, file *fix.File) error {
 
 // writeAtomic replaces a file's content through a temporary file in the
 // same folder, so that a failure leaves either the old or the new file,
-// never half of one. The file keeps its permissions.
+// never half of one. The file keeps its permissions; a new one is 0644.
 func writeAtomic(path string, data []byte) error {
+	perm := os.FileMode(0o644) // a new file
 	fi, err := os.Stat(path)
-	if err != nil {
+	switch {
+	case err == nil:
+		perm = fi.Mode().Perm()
+	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".rollguard-*")
@@ -231,7 +237,7 @@ func writeAtomic(path string, data []byte) error {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}

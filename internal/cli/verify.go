@@ -151,16 +151,9 @@ func (f *verifyFlags) run(ctx context.Context, s Streams, args []string) error {
 		}
 		image = ImageRepository + ":" + v
 	}
-	var nodes []string
-	if f.from != "all-nodes" {
-		for _, n := range strings.Split(f.from, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				nodes = append(nodes, n)
-			}
-		}
-		if len(nodes) == 0 {
-			return usageError("--from %q: want all-nodes or node names", f.from)
-		}
+	nodes, err := nodeList(f.from)
+	if err != nil {
+		return err
 	}
 	opts := verify.Options{Config: src.Config, Namespace: src.Namespace, Kind: kind, Name: name, Service: f.service, Port: f.port,
 		Rate: f.rate, Nodes: nodes, Image: image, Mode: traffic.Mode(f.mode), Trigger: f.trigger, Warmup: f.warmup,

@@ -96,7 +96,7 @@ Ctrl-C (after the partial figures).`,
 	fs.IntVar(&f.canaries, "canaries", 2, "canary replicas (at least 2)")
 	fs.Float64Var(&f.rate, "rate", 100, "requests per second from each node (sets the resolution: canaries/rate)")
 	fs.DurationVar(&f.hold, "max-propagation", 30*time.Second, "longest latency measured: a deleted canary serves this long at most")
-	fs.DurationVar(&f.jitter, "jitter", 5*time.Second, "wait a random time up to this before each deletion (0: none)")
+	fs.DurationVar(&f.jitter, "jitter", 2*time.Second, "wait a random time up to this before each deletion (0: none)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "bound on the whole run")
 	fs.DurationVar(&f.agentTimout, "agent-timeout", 2*time.Minute, "how long the pods may take to start (image pull included)")
 	fs.StringVarP(&f.output, "output", "o", "text", "text or json (schema "+measure.SchemaVersion+")")

@@ -24,7 +24,6 @@ func Permissions() []fleet.Permission {
 		{Group: "apps", Resource: "deployments", Verb: "create", For: "create the canary Deployment"},
 		{Group: "apps", Resource: "deployments", Verb: "get", For: "read the canary Deployment's ReplicaFailure condition when its pods do not come"},
 		{Group: "apps", Resource: "deployments", Verb: "deletecollection", For: "remove the canary Deployment, by label, when measure ends (with --keep-namespace)"},
-		{Resource: "pods", Verb: "get", For: "wait for each prober to be ready"},
 		{Resource: "pods", Verb: "list", For: "find the ready canaries and the probers, and wait until the removed ones are gone"},
 		{Resource: "pods", Verb: "create", For: "start one prober per node"},
 		{Resource: "pods", Verb: "delete", For: "delete one canary at a time: each deletion is a sample"},

@@ -213,8 +213,10 @@ func newRunID() string { return strconv.FormatUint(rand.Uint64()%(1<<32), 16) }
 // measure created it (and so deletes it).
 func (r *run) namespace(ctx context.Context) (created bool, err error) {
 	o := r.opts
-	_, err = r.cs.CoreV1().Namespaces().Get(ctx, o.Namespace, metav1.GetOptions{})
+	ns, err := r.cs.CoreV1().Namespaces().Get(ctx, o.Namespace, metav1.GetOptions{})
 	switch {
+	case err == nil && !o.KeepNamespace && ns.Labels[ManagedByLabel] == ManagedBy:
+		return false, &InputError{Err: fmt.Errorf("namespace %s is left from a measure run that did not finish: rollguard measure --cleanup -n %s removes it", o.Namespace, o.Namespace)}
 	case err == nil && !o.KeepNamespace:
 		return false, &InputError{Err: fmt.Errorf("namespace %s exists: measure creates a namespace of its own and deletes it at the end; name a new one with -n, or pass --keep-namespace to use this one and leave it in place", o.Namespace)}
 	case err == nil:
@@ -222,7 +224,7 @@ func (r *run) namespace(ctx context.Context) (created bool, err error) {
 	case !apierrors.IsNotFound(err):
 		return false, roles.APIError(err, "get namespaces", "")
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace, Labels: map[string]string{ManagedByLabel: ManagedBy, RunLabel: r.id}}}
+	ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace, Labels: map[string]string{ManagedByLabel: ManagedBy, RunLabel: r.id}}}
 	if _, err := r.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		return false, roles.APIError(err, "create namespaces", "")
 	}

@@ -1,72 +1,28 @@
 package verify
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
+
+	"github.com/rollguard/rollguard/pkg/fleet/fleettest"
 )
 
-// roleFileRoles decodes the ClusterRoles of RoleFile, by name.
-func roleFileRoles(t *testing.T) map[string]rbacv1.ClusterRole {
-	t.Helper()
-	data, err := os.ReadFile("../../" + RoleFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roles := map[string]rbacv1.ClusterRole{}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", RoleFile, err)
-		}
-		var meta metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &meta); err != nil {
-			t.Fatalf("%s: %v", RoleFile, err)
-		}
-		if meta.Kind == "" {
-			continue // comments only
-		}
-		if meta.Kind != "ClusterRole" {
-			t.Fatalf("%s: a %s; the file should hold ClusterRoles only (its bindings are commented-out examples)", RoleFile, meta.Kind)
-		}
-		var role rbacv1.ClusterRole
-		if err := yaml.UnmarshalStrict(doc, &role); err != nil {
-			t.Fatalf("%s: %v", RoleFile, err)
-		}
-		roles[role.Name] = role
-	}
-	return roles
-}
-
 // permKey names a permission with its scope, for comparing sets.
-func permKey(p Permission) string {
-	return p.Name("NS")
-}
+func permKey(p Permission) string { return fleettest.Key(p) }
 
 // TestPermissionsMatchRoleFile: every rule of the two ClusterRoles is an
 // entry of Permissions, with the right scope, and every entry is granted
@@ -74,65 +30,8 @@ func permKey(p Permission) string {
 // (wildcards, resource names, non-resource URLs).
 func TestPermissionsMatchRoleFile(t *testing.T) {
 	t.Parallel()
-	roles := roleFileRoles(t)
-	scope := map[string]bool{"rollguard-verify": false, "rollguard-verify-nodes": true} // name -> cluster-wide
-	if len(roles) != len(scope) {
-		t.Errorf("%s holds ClusterRoles %v, want exactly %v", RoleFile, slices.Sorted(maps.Keys(roles)), slices.Sorted(maps.Keys(scope)))
-	}
-	var fromFile []string
-	for _, name := range []string{"rollguard-verify", "rollguard-verify-nodes"} {
-		role, ok := roles[name]
-		if !ok {
-			t.Errorf("%s: no ClusterRole %s", RoleFile, name)
-			continue
-		}
-		if role.AggregationRule != nil {
-			t.Errorf("%s: %s aggregates other roles", RoleFile, name)
-		}
-		for i, rule := range role.Rules {
-			if len(rule.ResourceNames) > 0 || len(rule.NonResourceURLs) > 0 {
-				t.Errorf("%s: %s rule %d names resources or URLs; verify's entries are whole resources", RoleFile, name, i)
-			}
-			for _, g := range rule.APIGroups {
-				for _, r := range rule.Resources {
-					for _, v := range rule.Verbs {
-						if g == "*" || r == "*" || v == "*" {
-							t.Errorf("%s: %s rule %d has a wildcard", RoleFile, name, i)
-							continue
-						}
-						res, sub, _ := strings.Cut(r, "/")
-						fromFile = append(fromFile, permKey(Permission{Group: g, Resource: res, Subresource: sub, Verb: v, Cluster: scope[name]}))
-					}
-				}
-			}
-		}
-	}
-	var fromCode []string
-	seen := map[string]bool{}
-	for _, p := range Permissions() {
-		k := permKey(p)
-		if seen[k] {
-			t.Errorf("Permissions lists %q twice", k)
-		}
-		seen[k] = true
-		if p.For == "" {
-			t.Errorf("Permissions: %q does not say what it is for", k)
-		}
-		fromCode = append(fromCode, k)
-	}
-	for _, k := range fromFile {
-		if !slices.Contains(fromCode, k) {
-			t.Errorf("%s grants %q, which Permissions does not list", RoleFile, k)
-		}
-	}
-	for _, k := range fromCode {
-		if !slices.Contains(fromFile, k) {
-			t.Errorf("Permissions lists %q, which %s does not grant", k, RoleFile)
-		}
-	}
-	if !t.Failed() && !slices.Equal(fromFile, fromCode) {
-		t.Errorf("Permissions is not in the order of %s:\nfile: %q\ncode: %q", RoleFile, fromFile, fromCode)
-	}
+	fleettest.MatchRoleFile(t, "../../"+RoleFile, map[string]bool{"rollguard-verify": false, "rollguard-verify-nodes": true},
+		[]string{"rollguard-verify", "rollguard-verify-nodes"}, Permissions())
 }
 
 // TestPermissionsLeastPrivilege pins verify's permissions to the calls its

@@ -92,9 +92,9 @@ func JSON(w io.Writer, in *Input) error {
 			DrainAllowance:    in.Settings.DrainAllowance.String(),
 			FailOn:            in.FailOn.String(),
 		},
-		Findings:   []jsonFinding{},
-		Suppressed: []jsonFinding{},
-		Errors:     []jsonError{},
+		Findings:   make([]jsonFinding, 0, len(in.Report.Findings)),
+		Suppressed: make([]jsonFinding, 0, len(in.Report.Suppressed)),
+		Errors:     make([]jsonError, 0, len(in.Load.Errors)),
 		Warnings:   append([]string{}, in.Report.Warnings...),
 	}
 	s := &r.Summary

@@ -80,6 +80,7 @@ type Report struct {
 // Run checks a model.
 func (r *Registry) Run(m *model.Model, opts Options) *Report {
 	rep := &Report{}
+	var each []Finding // one workload rule's findings, reused by the next (they are copied below)
 	for _, rule := range r.sorted {
 		if opts.Disabled[rule] || (len(opts.Only) > 0 && !opts.Only[rule]) {
 			continue
@@ -87,12 +88,14 @@ func (r *Registry) Run(m *model.Model, opts Options) *Report {
 		rep.Rules = append(rep.Rules, rule)
 		var found []Finding
 		if rule.Workload != nil {
+			found = each[:0]
 			for _, w := range m.Workloads {
 				for _, f := range rule.Workload(opts.Settings, w) {
 					f.Workload, f.Object = w, w.Object
 					found = append(found, f)
 				}
 			}
+			each = found
 		} else {
 			found = rule.Model(opts.Settings, m)
 		}

@@ -266,11 +266,37 @@ func (p *fastParser) scalar(value string, style yaml.Style, li, off int) *yaml.N
 		n.Tag = "!!merge"
 	case value != "" && !resolvable[value[0]]:
 		n.Tag = "!!str" // what yaml.v3's resolution gives without looking further
+	case isPlainInt(value) && value[0] != '-':
+		n.Tag = "!!int" // "8080": what strconv.ParseInt, yaml.v3's first try after timestamps, reads
+	case value != "" && value[0] >= '0' && value[0] <= '9' && !numberish(value):
+		n.Tag = "!!str" // "128Mi", "100m": yaml.v3 tries to read them as numbers, fails, and says !!str
 	default:
 		n.Tag = n.ShortTag() // yaml.v3's own resolution of an untagged plain scalar
 	}
 	return n
 }
+
+// numberish reports whether s holds only bytes that yaml.v3 may read as
+// part of a number or a timestamp: digits, signs, points, colons,
+// underscores, blanks, the hex digits and base prefixes (0x, 0o, 0b),
+// exponents, and a timestamp's T, t and Z. A plain scalar that starts with
+// a digit and holds any other byte is a string, which saves yaml.v3's
+// failed attempts (each allocating an error) to read it otherwise.
+func numberish(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !numberBytes[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var numberBytes = func() (t [256]bool) {
+	for _, c := range "0123456789abcdefABCDEFxXoOeEtTzZ+-.:_ " {
+		t[c] = true
+	}
+	return t
+}()
 
 // resolvable holds the first characters of a plain scalar that yaml.v3
 // may resolve to something other than a string: a sign, a digit, a dot,

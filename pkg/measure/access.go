@@ -23,6 +23,7 @@ func Permissions() []fleet.Permission {
 	return []fleet.Permission{
 		{Group: "apps", Resource: "deployments", Verb: "create", For: "create the canary Deployment"},
 		{Group: "apps", Resource: "deployments", Verb: "get", For: "read the canary Deployment's ReplicaFailure condition when its pods do not come"},
+		{Group: "apps", Resource: "deployments", Verb: "list", For: "wait until the removed canary Deployment is gone (with --keep-namespace)"},
 		{Group: "apps", Resource: "deployments", Verb: "deletecollection", For: "remove the canary Deployment, by label, when measure ends (with --keep-namespace)"},
 		{Resource: "pods", Verb: "list", For: "find the ready canaries and the probers, and wait until the removed ones are gone"},
 		{Resource: "pods", Verb: "create", For: "start one prober per node"},

@@ -21,6 +21,7 @@ func TestPermissionsLeastPrivilege(t *testing.T) {
 	want := []string{
 		"create deployments.apps in namespace NS",           // deploy
 		"get deployments.apps in namespace NS",              // replicaFailure
+		"list deployments.apps in namespace NS",             // Cleanup's wait
 		"deletecollection deployments.apps in namespace NS", // Cleanup
 		"list pods in namespace NS",                         // Starter, waitCanaries, cleanup, DeletePods' wait
 		"create pods in namespace NS",                       // the probers

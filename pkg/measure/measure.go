@@ -327,7 +327,7 @@ func (r *run) deploy(ctx context.Context, nodes []string) error {
 // explainRejection adds, to an admission denial of rollguard's pods, the
 // namespace's LimitRanges and PodSecurity labels: the usual reasons.
 func (r *run) explainRejection(ctx context.Context, err error) error {
-	if !apierrors.IsForbidden(errors.Unwrap(err)) && !strings.Contains(err.Error(), "forbidden") {
+	if !apierrors.IsForbidden(err) {
 		return err
 	}
 	return &InputError{Err: fmt.Errorf("%w%s", err, r.namespaceRules(ctx))}
@@ -561,5 +561,23 @@ func Cleanup(ctx context.Context, cs kubernetes.Interface, ns, id string, namesp
 			return roles.APIError(err, "delete services", ns)
 		}
 	}
-	return roles.DeletePods(ctx, cs, ns, sel)
+	if err := roles.DeletePods(ctx, cs, ns, sel); err != nil {
+		return err
+	}
+	// A foreground deletion keeps the Deployment until its ReplicaSets
+	// are gone: wait for that too, so nothing is left when measure ends.
+	for {
+		l, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return roles.APIError(err, "list deployments", ns)
+		}
+		if len(l.Items) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deployment %s is still being deleted: %w", l.Items[0].Name, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -247,7 +248,7 @@ func TestVerify(t *testing.T) {
 	// are enough for a whole run.
 	t.Run("both fixes, as the role file's identity", func(t *testing.T) {
 		deploy(t, "vf-fixed", app{readiness: true, preStop: 10})
-		rep, code, ind := runVerifyAs(t, asRoleFile(t), "vf-fixed", 200)
+		rep, code, ind := runVerifyAs(t, asRoleFile(t, "deploy/rbac/rollguard-verify.yaml", "vf-ci", "rollguard-verify"), "vf-fixed", 200)
 		if rep.Failed != 0 || code != 0 || ind.Failed() != 0 {
 			t.Errorf("verify: %d failed, exit %d; independent: %d failed: want none and exit 0", rep.Failed, code, ind.Failed())
 		}
@@ -310,14 +311,14 @@ func noAgents(t *testing.T) {
 	}
 }
 
-// asRoleFile makes a kubeconfig for a ServiceAccount bound to exactly the
-// roles of deploy/rbac/rollguard-verify.yaml (a RoleBinding in default to
-// the namespaced one, a ClusterRoleBinding to the nodes one), and returns
-// its path.
-func asRoleFile(t *testing.T) string {
+// asRoleFile makes a kubeconfig for a ServiceAccount sa in default bound
+// to exactly the ClusterRoles of a role file: a RoleBinding in default for
+// the roles named in inDefault, a ClusterRoleBinding for the others. It
+// returns the kubeconfig's path.
+func asRoleFile(t *testing.T, file, sa string, inDefault ...string) string {
 	t.Helper()
 	ctx := context.Background()
-	data, err := os.ReadFile(filepath.Join(repo, "deploy/rbac/rollguard-verify.yaml"))
+	data, err := os.ReadFile(filepath.Join(repo, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,32 +335,37 @@ func asRoleFile(t *testing.T) string {
 		roles = append(roles, role.Name)
 	}
 	if len(roles) != 2 {
-		t.Fatalf("the role file holds %d ClusterRoles (%v), want the namespaced one and the nodes one", len(roles), roles)
+		t.Fatalf("%s holds %d ClusterRoles (%v), want the namespaced one and the cluster-wide one", file, len(roles), roles)
 	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "vf-ci", Namespace: "default"}}
-	if _, err := clientset.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+	if _, err := clientset.CoreV1().ServiceAccounts("default").Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "vf-ci", Namespace: "default"}}
-	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "vf-ci", Namespace: "default"}, Subjects: subject,
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "rollguard-verify"}}
-	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "vf-ci"}, Subjects: subject,
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "rollguard-verify-nodes"}}
-	if _, err := clientset.RbacV1().RoleBindings("default").Create(ctx, rb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := clientset.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: "default"}}
+	for _, role := range roles {
+		name := sa + "-" + role
+		ref := rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role}
+		if slices.Contains(inDefault, role) {
+			rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Subjects: subject, RoleRef: ref}
+			if _, err := clientset.RbacV1().RoleBindings("default").Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = clientset.RbacV1().RoleBindings("default").Delete(ctx, name, metav1.DeleteOptions{}) })
+			continue
+		}
+		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, Subjects: subject, RoleRef: ref}
+		if _, err := clientset.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = clientset.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{}) })
 	}
 	t.Cleanup(func() {
-		_ = clientset.RbacV1().ClusterRoleBindings().Delete(ctx, "vf-ci", metav1.DeleteOptions{})
-		_ = clientset.RbacV1().RoleBindings("default").Delete(ctx, "vf-ci", metav1.DeleteOptions{})
-		_ = clientset.CoreV1().ServiceAccounts("default").Delete(ctx, "vf-ci", metav1.DeleteOptions{})
+		_ = clientset.CoreV1().ServiceAccounts("default").Delete(ctx, sa, metav1.DeleteOptions{})
 		for _, r := range roles {
 			_ = clientset.RbacV1().ClusterRoles().Delete(ctx, r, metav1.DeleteOptions{})
 		}
 	})
-	tr, err := clientset.CoreV1().ServiceAccounts("default").CreateToken(ctx, "vf-ci", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	tr, err := clientset.CoreV1().ServiceAccounts("default").CreateToken(ctx, sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +376,7 @@ func asRoleFile(t *testing.T) string {
 	for _, ai := range cfg.AuthInfos {
 		*ai = clientcmdapi.AuthInfo{Token: tr.Status.Token}
 	}
-	path := filepath.Join(t.TempDir(), "vf-ci.kubeconfig")
+	path := filepath.Join(t.TempDir(), sa+".kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		t.Fatal(err)
 	}

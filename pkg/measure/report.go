@@ -211,6 +211,10 @@ func syncVerdict(nodes []NodeStats, resolution time.Duration) string {
 		return fmt.Sprintf("node %s applies endpoint changes %s later than node %s (median removal %s vs %s): look at its kube-proxy (its --config minSyncPeriod, its load, its sync duration metric)",
 			slow.Node, gap.Round(10*time.Millisecond), fast.Node, slow.Removal.P50.Round(10*time.Millisecond), fast.Removal.P50.Round(10*time.Millisecond))
 	}
+	if gap < resolution {
+		return fmt.Sprintf("the %d nodes apply endpoint changes equally fast, within the resolution (median removal %s to %s)",
+			len(ms), fast.Removal.P50.Round(10*time.Millisecond), slow.Removal.P50.Round(10*time.Millisecond))
+	}
 	return fmt.Sprintf("the %d nodes apply endpoint changes within %s of each other (median removal %s to %s)",
 		len(ms), gap.Round(10*time.Millisecond), fast.Removal.P50.Round(10*time.Millisecond), slow.Removal.P50.Round(10*time.Millisecond))
 }

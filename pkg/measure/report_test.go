@@ -1,6 +1,8 @@
 package measure
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,9 @@ func TestSyncVerdict(t *testing.T) {
 	if v := syncVerdict([]NodeStats{n("a", ms(200)), n("b", ms(900))}, ms(200)); !strings.Contains(v, "within 700ms") {
 		t.Errorf("coarse resolution: %s", v)
 	}
+	if v := syncVerdict([]NodeStats{n("a", ms(200)), n("b", ms(205))}, ms(20)); !strings.Contains(v, "equally fast, within the resolution") {
+		t.Errorf("a gap below the resolution: %s", v)
+	}
 	if v := syncVerdict([]NodeStats{n("a", ms(200)), {Node: "b"}}, ms(20)); !strings.Contains(v, "one node measured (a)") {
 		t.Errorf("one node: %s", v)
 	}
@@ -105,5 +110,34 @@ func TestReportFinish(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestTimedOut: the run's own deadline is an InputError that says
+// --timeout (exit 2); an interruption from outside stays context.Canceled
+// (exit 130); other errors pass through.
+func TestTimedOut(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeoutCause(context.Background(), time.Nanosecond, errTimeout)
+	defer cancel()
+	<-ctx.Done()
+	var ie *InputError
+	if err := timedOut(ctx, context.DeadlineExceeded); !errors.As(err, &ie) || !strings.Contains(err.Error(), "--timeout") {
+		t.Errorf("own deadline: %v", err)
+	}
+	if err := timedOut(ctx, nil); !errors.As(err, &ie) {
+		t.Errorf("own deadline, no error: %v", err)
+	}
+	other := errors.New("canary x: GET /state: 500")
+	if err := timedOut(ctx, other); err != other {
+		t.Errorf("another error after the deadline: %v", err)
+	}
+	outer, stop := context.WithCancel(context.Background())
+	stop()
+	if err := timedOut(outer, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted: %v", err)
+	}
+	if err := timedOut(context.Background(), nil); err != nil {
+		t.Errorf("nothing wrong: %v", err)
 	}
 }

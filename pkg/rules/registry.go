@@ -2,8 +2,11 @@ package rules
 
 import (
 	"fmt"
+	"iter"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -80,26 +83,31 @@ type Report struct {
 // Run checks a model.
 func (r *Registry) Run(m *model.Model, opts Options) *Report {
 	rep := &Report{}
-	var each []Finding // one workload rule's findings, reused by the next (they are copied below)
+	var enabled, perWorkload []*Rule
 	for _, rule := range r.sorted {
 		if opts.Disabled[rule] || (len(opts.Only) > 0 && !opts.Only[rule]) {
 			continue
 		}
-		rep.Rules = append(rep.Rules, rule)
-		var found []Finding
+		enabled = append(enabled, rule)
 		if rule.Workload != nil {
-			found = each[:0]
-			for _, w := range m.Workloads {
-				for _, f := range rule.Workload(opts.Settings, w) {
-					f.Workload, f.Object = w, w.Object
-					found = append(found, f)
-				}
-			}
-			each = found
-		} else {
-			found = rule.Model(opts.Settings, m)
+			perWorkload = append(perWorkload, rule)
 		}
-		for _, f := range found {
+	}
+	cores := max(1, min(runtime.GOMAXPROCS(0), len(m.Workloads)/minWorkloadsPerCore))
+	runs := checkWorkloads(perWorkload, m.Workloads, opts.Settings, cores)
+	checked := 0 // the workload rules done
+	for _, rule := range enabled {
+		rep.Rules = append(rep.Rules, rule)
+		var found [][]Finding
+		if rule.Workload != nil {
+			for _, run := range runs {
+				found = append(found, run[checked])
+			}
+			checked++
+		} else {
+			found = [][]Finding{rule.Model(opts.Settings, m)}
+		}
+		for f := range each(found) {
 			f.Rule = rule
 			f.Severity = rule.Severity
 			if s, ok := opts.Severity[rule]; ok {
@@ -125,6 +133,50 @@ func (r *Registry) Run(m *model.Model, opts Options) *Report {
 	sortFindings(rep.Suppressed)
 	return rep
 }
+
+// checkWorkloads runs each workload rule on every workload. Those checks
+// are most of a run's work, and each reads only its workload and the
+// settings, so the workloads are split into n runs, checked in parallel.
+// It returns the findings by run of workloads, then by rule: a rule's
+// findings, run after run, are in workload order, as checking the
+// workloads one after the other gives them.
+func checkWorkloads(rules []*Rule, ws []*model.Workload, s Settings, n int) [][][]Finding {
+	parts := make([][][]Finding, n) // by run of workloads, then by rule
+	var wg sync.WaitGroup
+	for c := range n {
+		run := ws[c*len(ws)/n : (c+1)*len(ws)/n]
+		wg.Go(func() {
+			out := make([][]Finding, len(rules))
+			for i, rule := range rules {
+				for _, w := range run {
+					for _, f := range rule.Workload(s, w) {
+						f.Workload, f.Object = w, w.Object
+						out[i] = append(out[i], f)
+					}
+				}
+			}
+			parts[c] = out
+		})
+	}
+	wg.Wait()
+	return parts
+}
+
+// each yields the findings of every part in turn.
+func each(parts [][]Finding) iter.Seq[Finding] {
+	return func(yield func(Finding) bool) {
+		for _, p := range parts {
+			for _, f := range p {
+				if !yield(f) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// minWorkloadsPerCore keeps a small audit on one goroutine.
+const minWorkloadsPerCore = 256
 
 // suppressed looks for an ignore annotation naming the rule on the
 // finding's object, or on the pod template of a workload.
@@ -186,14 +238,14 @@ func objectMeta(v any) *metav1.ObjectMeta {
 
 func sortFindings(fs []Finding) {
 	sort.SliceStable(fs, func(i, j int) bool {
-		a, b := fs[i], fs[j]
+		a, b := &fs[i], &fs[j]
 		if a.Object.Source.File != b.Object.Source.File {
 			return a.Object.Source.File < b.Object.Source.File
 		}
 		if a.Object.Source.Line != b.Object.Source.Line {
 			return a.Object.Source.Line < b.Object.Source.Line
 		}
-		if a.Object.Ref() != b.Object.Ref() {
+		if a.Object != b.Object && a.Object.Ref() != b.Object.Ref() {
 			return a.Object.Ref() < b.Object.Ref()
 		}
 		if a.Rule.ID != b.Rule.ID {

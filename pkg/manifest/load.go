@@ -54,9 +54,11 @@ var notManifests = map[string]bool{
 func Load(paths []string, opts Options) *Result {
 	res := &Result{}
 	// Reading and rendering go in input order; decoding, most of the
-	// work, is spread over every core in chunks of documents, and the
-	// chunks' results are put together in input order again.
+	// work, is spread over every core in chunks of documents, which the
+	// decoders take while the next files are read, and the chunks'
+	// results are put together in input order again.
 	var parts []*part
+	jobs, done := decodeParts()
 	// What the walk itself records (files that cannot be read, counts)
 	// goes into the parts too, so that errors keep their input order.
 	walked := &Result{}
@@ -72,7 +74,9 @@ func Load(paths []string, opts Options) *Result {
 		braces := bytes.Contains(data, []byte("{{"))
 		for len(docs) > 0 {
 			n := min(len(docs), chunkDocs)
-			parts = append(parts, &part{name: name, docs: docs[:n], braces: braces})
+			pt := &part{name: name, docs: docs[:n], braces: braces}
+			parts = append(parts, pt)
+			jobs <- pt
 			docs = docs[n:]
 		}
 	}, func(u render.Unit) {
@@ -82,7 +86,8 @@ func Load(paths []string, opts Options) *Result {
 		parts = append(parts, pt)
 	})
 	flush()
-	decodeParts(parts)
+	close(jobs)
+	<-done
 	for _, pt := range parts {
 		mergeInto(res, &pt.res)
 	}
@@ -103,25 +108,25 @@ type part struct {
 	res    Result
 }
 
-func decodeParts(parts []*part) {
-	jobs := make(chan *part)
+// decodeParts starts a decoder per core, each decoding the parts sent on
+// jobs into their results; done is closed once jobs is closed and every
+// part sent is decoded.
+func decodeParts() (jobs chan<- *part, done <-chan struct{}) {
+	ch := make(chan *part, 2*runtime.GOMAXPROCS(0))
+	fin := make(chan struct{})
 	var wg sync.WaitGroup
-	for range max(1, min(runtime.GOMAXPROCS(0), len(parts))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for pt := range jobs {
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for pt := range ch {
 				decodeDocs(pt.name, pt.docs, pt.braces, &pt.res)
 			}
-		}()
+		})
 	}
-	for _, pt := range parts {
-		if len(pt.docs) > 0 {
-			jobs <- pt
-		}
-	}
-	close(jobs)
-	wg.Wait()
+	go func() {
+		wg.Wait()
+		close(fin)
+	}()
+	return ch, fin
 }
 
 // Read finds and reads the files Load would decode, calling each with the

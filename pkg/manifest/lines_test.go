@@ -149,6 +149,19 @@ outer:
 	return out, nil
 }
 
+func TestKeepPath(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"", "spec", "a.b.c.d", "a.b.c.d.e", "metadata", "metadata.name", "status", "statusX.a",
+		"spec.containers[0]", "spec.containers[0].a.b", "spec.containers[0].a.b.c", "containers[0].a.b.c.d",
+		"x.initContainers[1].a.b", "x.initContainers[1].a.b.c", "a.containers[0].b.containers[1].c.d",
+		"a.containers[0].b.c.d.e.initContainers[2]", "a.containersX[0]", "a.xcontainers[0].b", ".containers[", "..",
+		"spec.jobTemplate.spec.template.spec.containers[0].ports[0].name", "spec.template.spec.containers[0].env[0].valueFrom.fieldRef"} {
+		if got, want := keepPath([]byte(p)), refKeepPath(p); got != want {
+			t.Errorf("keepPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
 // checkLines renders one document with jsonWriter, on a scratch that
 // earlier documents used, and with refWriter, and requires the same
 // JSON, the same failure and the same line map.

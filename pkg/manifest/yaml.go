@@ -38,7 +38,8 @@ type Document struct {
 // document whose first line is that content. The documents' bytes put
 // together, with the separator lines, are the stream.
 func Documents(data []byte) []Document {
-	var docs []Document
+	docs := make([]Document, 0, bytes.Count(data, []byte("\n---"))+1) // about as many as there are
+
 	start, startLine, line := 0, 1, 1
 	for pos := 0; pos < len(data); line++ {
 		end := bytes.IndexByte(data[pos:], '\n')
@@ -298,18 +299,26 @@ func fieldNode(n *yaml.Node, path []string) *yaml.Node {
 // object's top fields, and each container and its direct fields, which is
 // where findings point.
 func keepPath(p []byte) bool {
-	if i := max(bytes.LastIndex(p, containersPath), bytes.LastIndex(p, initContainersPath)); i >= 0 {
-		return bytes.Count(p[i+1:], dot) <= 2
+	// One pass from the end: the dots after the last containers field,
+	// or in the whole path when it has none.
+	dots := 0
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] != '.' {
+			continue
+		}
+		if rest := p[i+1:]; bytes.HasPrefix(rest, containersField) || bytes.HasPrefix(rest, initContainersField) {
+			return dots <= 2
+		}
+		dots++
 	}
-	return bytes.Count(p, dot) <= 3 && !bytes.HasPrefix(p, metadataPath) && !bytes.HasPrefix(p, statusPath)
+	return dots <= 3 && !bytes.HasPrefix(p, metadataPath) && !bytes.HasPrefix(p, statusPath)
 }
 
 var (
-	containersPath     = []byte(".containers[")
-	initContainersPath = []byte(".initContainers[")
-	metadataPath       = []byte("metadata.")
-	statusPath         = []byte("status")
-	dot                = []byte(".")
+	containersField     = []byte("containers[")
+	initContainersField = []byte("initContainers[")
+	metadataPath        = []byte("metadata.")
+	statusPath          = []byte("status")
 )
 
 // jsonWriter renders a YAML node tree as JSON with Kubernetes' YAML rules

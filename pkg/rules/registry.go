@@ -95,19 +95,27 @@ func (r *Registry) Run(m *model.Model, opts Options) *Report {
 	}
 	cores := max(1, min(runtime.GOMAXPROCS(0), len(m.Workloads)/minWorkloadsPerCore))
 	runs := checkWorkloads(perWorkload, m.Workloads, opts.Settings, cores)
+	found := make([][][]Finding, len(enabled)) // by rule, then by run of workloads
+	total := 0
 	checked := 0 // the workload rules done
-	for _, rule := range enabled {
-		rep.Rules = append(rep.Rules, rule)
-		var found [][]Finding
+	for i, rule := range enabled {
 		if rule.Workload != nil {
 			for _, run := range runs {
-				found = append(found, run[checked])
+				found[i] = append(found[i], run[checked])
+				total += len(run[checked])
 			}
 			checked++
 		} else {
-			found = [][]Finding{rule.Model(opts.Settings, m)}
+			found[i] = [][]Finding{rule.Model(opts.Settings, m)}
+			total += len(found[i][0])
 		}
-		for f := range each(found) {
+	}
+	if total > 0 {
+		rep.Findings = make([]Finding, 0, total) // at most this many
+	}
+	for i, rule := range enabled {
+		rep.Rules = append(rep.Rules, rule)
+		for f := range each(found[i]) {
 			f.Rule = rule
 			f.Severity = rule.Severity
 			if s, ok := opts.Severity[rule]; ok {

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -43,11 +44,20 @@ func sameTree(got, want *yaml.Node, path string) string {
 // must read the document without an error into the same tree.
 func checkFast(t *testing.T, data []byte) bool {
 	t.Helper()
-	got, release, ok := fastParse(data)
+	got, release, ok := fastParse(data, false)
 	if !ok {
 		return false
 	}
 	defer release()
+	// A fixed document gives the same tree, from its own bytes.
+	fixed, releaseFixed, okFixed := fastParse(bytes.Clone(data), true)
+	if !okFixed {
+		t.Fatalf("fast path took a copy of the document but not the document itself:\n%s", data)
+	}
+	defer releaseFixed()
+	if d := sameTree(fixed, got, "doc"); d != "" {
+		t.Fatalf("fast path differs on a fixed document at %s\ninput:\n%s", d, data)
+	}
 	var want yaml.Node
 	if err := yaml.Unmarshal(data, &want); err != nil {
 		t.Fatalf("fast path took a document yaml.v3 refuses (%v):\n%s", err, data)

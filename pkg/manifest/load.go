@@ -71,6 +71,9 @@ func Load(paths []string, opts Options) *Result {
 	walk(paths, opts, walked, func(name string, data []byte) {
 		flush()
 		docs := Documents(data)
+		for i := range docs {
+			docs[i].fixed = true // read here, and written to by no one
+		}
 		braces := bytes.Contains(data, []byte("{{"))
 		for len(docs) > 0 {
 			n := min(len(docs), chunkDocs)

@@ -31,6 +31,10 @@ type Document struct {
 	Data   []byte
 	First  int // 1-based line of Data's first line in the stream
 	Offset int // where Data starts in the stream
+	// fixed says that Data is never written to, not even after decoding
+	// (the loader's own copy of a file), so the fast parser may take its
+	// values from Data itself instead of a copy.
+	fixed bool
 }
 
 // Documents cuts a stream at "---" separator lines. A separator may be
@@ -51,7 +55,7 @@ func Documents(data []byte) []Document {
 		if bytes.HasPrefix(l, []byte("---")) {
 			rest := bytes.TrimSpace(l[3:])
 			if len(l) == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\n' || l[3] == '\r' {
-				docs = append(docs, Document{data[start:pos], startLine, start})
+				docs = append(docs, Document{Data: data[start:pos], First: startLine, Offset: start})
 				if len(rest) == 0 || rest[0] == '#' {
 					start, startLine = next, line+1
 				} else {
@@ -61,14 +65,14 @@ func Documents(data []byte) []Document {
 		}
 		pos = next
 	}
-	docs = append(docs, Document{data[start:], startLine, start})
+	docs = append(docs, Document{Data: data[start:], First: startLine, Offset: start})
 	return docs
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): `)
 
 func decodeDocument(name string, doc Document, res *Result) {
-	root, release, err := parseDocument(doc.Data)
+	root, release, err := parseDocument(doc)
 	defer release()
 	if err != nil {
 		line := doc.First
@@ -100,12 +104,12 @@ func decodeDocument(name string, doc Document, res *Result) {
 // parseDocument parses one YAML document into yaml.v3's node tree: by the
 // fast path when it takes the document, else by yaml.v3 itself.
 // The caller calls release when it is done with the tree.
-func parseDocument(data []byte) (root *yaml.Node, release func(), err error) {
-	if root, release, ok := fastParse(data); ok {
+func parseDocument(doc Document) (root *yaml.Node, release func(), err error) {
+	if root, release, ok := fastParse(doc.Data, doc.fixed); ok {
 		return root, release, nil
 	}
 	var n yaml.Node
-	err = yaml.Unmarshal(data, &n)
+	err = yaml.Unmarshal(doc.Data, &n)
 	return &n, func() {}, err
 }
 

@@ -143,8 +143,10 @@ func (r *Registry) Run(m *model.Model, opts Options) *Report {
 }
 
 // checkWorkloads runs each workload rule on every workload. Those checks
-// are most of a run's work, and each reads only its workload and the
-// settings, so the workloads are split into n runs, checked in parallel.
+// are most of a run's work, and they only read the model, except for the
+// shutdown reading a workload caches for its own containers
+// (Workload.Shutdown); so the workloads are split into n runs checked in
+// parallel, every rule of one workload on the same goroutine.
 // It returns the findings by run of workloads, then by rule: a rule's
 // findings, run after run, are in workload order, as checking the
 // workloads one after the other gives them.

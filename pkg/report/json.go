@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/rollguard/rollguard/pkg/manifest"
 	"github.com/rollguard/rollguard/pkg/rules"
@@ -139,8 +141,8 @@ func JSON(w io.Writer, in *Input) error {
 // the copies and fresh pages cost more than the encoding.
 func writeJSON(w io.Writer, r *jsonReport) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	field := newIndentEncoder("  ")  // a value of the report's own fields
-	item := newIndentEncoder("    ") // an element of one of its lists
+	field := newIndentEncoder("  ")         // a value of the report's own fields
+	item := newIndentEncoder(findingPrefix) // an element of one of its lists
 	bw.WriteString("{\n")
 	for i, f := range []struct {
 		key   string
@@ -199,6 +201,103 @@ type indentEncoder struct {
 	prefix string
 	buf    bytes.Buffer
 	enc    *json.Encoder
+	out    []byte // appendFinding's
+}
+
+// findingPrefix is where findings sit: in a list of the report.
+const findingPrefix = "    "
+
+// appendFinding appends a finding as the indenting encoder writes it at
+// findingPrefix, without reflection: the findings are most of a report,
+// and encoding/json spent more time finding their fields and indenting
+// its output than writing it. The keys, their order and omitempty are the
+// struct tags' (TestWriteJSONMatchesEncoder holds the two to each other).
+func appendFinding(b []byte, f *jsonFinding) []byte {
+	const in1, in2 = "\n" + findingPrefix + "  ", "\n" + findingPrefix + "    "
+	b = appendJSONString(append(b, "{"+in1+`"ruleID": `...), f.RuleID)
+	b = appendJSONString(append(b, ","+in1+`"ruleName": `...), f.RuleName)
+	b = appendJSONString(append(b, ","+in1+`"severity": `...), f.Severity)
+	b = appendJSONString(append(b, ","+in1+`"case": `...), f.Case)
+	o := &f.Object
+	b = appendJSONString(append(b, ","+in1+`"object": {`+in2+`"apiVersion": `...), o.APIVersion)
+	b = appendJSONString(append(b, ","+in2+`"kind": `...), o.Kind)
+	b = appendJSONString(append(b, ","+in2+`"namespace": `...), o.Namespace)
+	b = appendJSONString(append(b, ","+in2+`"name": `...), o.Name)
+	if o.File != "" {
+		b = appendJSONString(append(b, ","+in2+`"file": `...), o.File)
+	}
+	if o.Line != 0 {
+		b = strconv.AppendInt(append(b, ","+in2+`"line": `...), int64(o.Line), 10)
+	}
+	b = append(b, in1+"}"...)
+	if f.Container != "" {
+		b = appendJSONString(append(b, ","+in1+`"container": `...), f.Container)
+	}
+	b = appendJSONString(append(b, ","+in1+`"path": `...), f.Path)
+	if f.File != "" {
+		b = appendJSONString(append(b, ","+in1+`"file": `...), f.File)
+	}
+	if f.Line != 0 {
+		b = strconv.AppendInt(append(b, ","+in1+`"line": `...), int64(f.Line), 10)
+	}
+	b = appendJSONString(append(b, ","+in1+`"message": `...), f.Message)
+	b = appendJSONString(append(b, ","+in1+`"rollout": `...), f.Rollout)
+	b = appendJSONString(append(b, ","+in1+`"fix": `...), f.Fix)
+	if f.Reason != "" {
+		b = appendJSONString(append(b, ","+in1+`"suppressedReason": `...), f.Reason)
+	}
+	return append(b, "\n"+findingPrefix+"}"...)
+}
+
+// appendJSONString appends s as encoding/json writes a string without
+// HTML escaping: quotes and backslashes escaped, \b \f \n \r \t by
+// name, other control characters as \u00XX, invalid UTF-8 as \ufffd, and
+// U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(append(b, s[start:]...), '"')
 }
 
 func newIndentEncoder(prefix string) *indentEncoder {
@@ -210,6 +309,11 @@ func newIndentEncoder(prefix string) *indentEncoder {
 }
 
 func (e *indentEncoder) write(bw *bufio.Writer, v any) error {
+	if f, ok := v.(*jsonFinding); ok && e.prefix == findingPrefix {
+		e.out = appendFinding(e.out[:0], f)
+		_, err := bw.Write(e.out)
+		return err
+	}
 	e.buf.Reset()
 	if err := e.enc.Encode(v); err != nil {
 		return err

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +67,49 @@ func TestWriteJSONMatchesEncoder(t *testing.T) {
 	// full report above fills every field, and writeJSON names 8.
 	if n := reflect.TypeFor[jsonReport]().NumField(); n != 8 {
 		t.Errorf("jsonReport has %d fields; writeJSON writes 8: add the new ones to it and to this test", n)
+	}
+}
+
+// TestWriteJSONRandomFindings holds appendFinding to the encoder on
+// findings with random strings (every ASCII byte, invalid UTF-8, U+2028
+// and U+2029, HTML characters) and every mix of empty optional fields.
+func TestWriteJSONRandomFindings(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"", "a", "app-1", " ", "<", ">", "&", "\"", "\\", "/", "\u2028", "\u2029", "é", "日本", "\U0001F600",
+		"\xff", "\xc3", "\xe2\x80", "\xed\xa0\x80", "\ufffd", "\x7f", "\u0085", "\u00a0"}
+	for c := range 0x20 {
+		pieces = append(pieces, string(rune(c)))
+	}
+	str := func() string {
+		var sb strings.Builder
+		for range r.IntN(6) {
+			if r.IntN(4) == 0 {
+				sb.WriteByte(byte(r.IntN(256)))
+			} else {
+				sb.WriteString(pieces[r.IntN(len(pieces))])
+			}
+		}
+		return sb.String()
+	}
+	num := func() int { return []int{0, 1, -1, 31, 1 << 40}[r.IntN(5)] }
+	rep := &jsonReport{Errors: []jsonError{}, Warnings: []string{}, Suppressed: []jsonFinding{}}
+	for range 3000 {
+		rep.Findings = append(rep.Findings, jsonFinding{RuleID: str(), RuleName: str(), Severity: str(), Case: str(),
+			Object:    jsonObject{APIVersion: str(), Kind: str(), Namespace: str(), Name: str(), File: str(), Line: num()},
+			Container: str(), Path: str(), File: str(), Line: num(), Message: str(), Rollout: str(), Fix: str(), Reason: str()})
+	}
+	rep.Suppressed = rep.Findings[:100]
+	var got bytes.Buffer
+	if err := writeJSON(&got, rep); err != nil {
+		t.Fatal(err)
+	}
+	if want := encodeJSON(rep); !bytes.Equal(got.Bytes(), want) {
+		g, w := got.Bytes(), want
+		i := 0
+		for i < len(g) && i < len(w) && g[i] == w[i] {
+			i++
+		}
+		t.Fatalf("writeJSON differs from the encoder at byte %d:\n got %q\nwant %q", i, g[max(0, i-80):min(len(g), i+80)], w[max(0, i-80):min(len(w), i+80)])
 	}
 }
 

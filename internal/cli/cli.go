@@ -104,7 +104,7 @@ that covers it). Case 2: a new pod joins the endpoints before its process listen
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
-	root.AddCommand(newLabCommand(s), newAuditCommand(s), newFixCommand(s), newRulesCommand(s), newServeCommand(s), newAgentCommand(s), newVerifyCommand(s), newMeasureCommand(s), newCanaryCommand(s), newPauseCommand(), newVersionCommand(s))
+	root.AddCommand(newLabCommand(s), newAuditCommand(s), newFixCommand(s), newRulesCommand(s), newServeCommand(s), newAgentCommand(s), newVerifyCommand(s), newMeasureCommand(s), newCanaryCommand(s), newWebhookCommand(s), newPauseCommand(), newVersionCommand(s))
 	return root
 }
 

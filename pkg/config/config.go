@@ -35,6 +35,7 @@ const (
 //	severity: {RG305: warning}
 //	ignorePaths: ["test/**", "**/*-dev.yaml"]
 //	telemetryPorts: [metrics, "*-metrics", admin]
+//	deny: [RG201]
 type File struct {
 	APIVersion        string            `yaml:"apiVersion"`
 	Kind              string            `yaml:"kind"`
@@ -45,6 +46,7 @@ type File struct {
 	Severity          map[string]string `yaml:"severity"`
 	IgnorePaths       []string          `yaml:"ignorePaths"`
 	TelemetryPorts    *[]string         `yaml:"telemetryPorts"`
+	Deny              []string          `yaml:"deny"`
 }
 
 // Config is a validated configuration. Zero values mean "not set".
@@ -58,6 +60,9 @@ type Config struct {
 	// TelemetryPorts replaces the port-name patterns that mark a port as
 	// only scraped; nil keeps the defaults, an empty list marks none.
 	TelemetryPorts []string
+	// Deny lists the rules whose findings the admission webhook turns into
+	// denials instead of warnings.
+	Deny map[*rules.Rule]bool
 }
 
 // Load reads and validates a configuration file against a registry.
@@ -87,7 +92,7 @@ func Parse(data []byte, reg *rules.Registry) (*Config, error) {
 	if f.Kind != "" && f.Kind != Kind {
 		return nil, fmt.Errorf("kind %q: want %s", f.Kind, Kind)
 	}
-	cfg := &Config{Disabled: map[*rules.Rule]bool{}, Severity: map[*rules.Rule]rules.Severity{}, IgnorePaths: f.IgnorePaths}
+	cfg := &Config{Disabled: map[*rules.Rule]bool{}, Severity: map[*rules.Rule]rules.Severity{}, Deny: map[*rules.Rule]bool{}, IgnorePaths: f.IgnorePaths}
 	if f.TelemetryPorts != nil {
 		cfg.TelemetryPorts = append([]string{}, *f.TelemetryPorts...)
 		for _, p := range cfg.TelemetryPorts {
@@ -114,6 +119,13 @@ func Parse(data []byte, reg *rules.Registry) (*Config, error) {
 			return nil, fmt.Errorf("disabledRules: unknown rule %q (see rollguard rules)", id)
 		}
 		cfg.Disabled[r] = true
+	}
+	for _, id := range f.Deny {
+		r := reg.Lookup(id)
+		if r == nil {
+			return nil, fmt.Errorf("deny: unknown rule %q (see rollguard rules)", id)
+		}
+		cfg.Deny[r] = true
 	}
 	for id, sev := range f.Severity {
 		r := reg.Lookup(id)

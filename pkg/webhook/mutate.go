@@ -1,0 +1,211 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rollguard/rollguard/pkg/fix"
+	"github.com/rollguard/rollguard/pkg/manifest"
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+// Lister reads the objects of a namespace from the webhook's cache.
+type Lister interface {
+	Services(namespace string) ([]*corev1.Service, error)
+	// Others returns the namespace's PodDisruptionBudgets and
+	// HorizontalPodAutoscalers, which the validating handler's rules read.
+	Others(namespace string) ([]*manifest.Object, error)
+}
+
+// Mutator is the mutating handler for Pods.
+type Mutator struct {
+	Registry *rules.Registry
+	Lister   Lister
+	Settings *Current
+	// Namespace is the webhook's own, never mutated.
+	Namespace string
+}
+
+// Handle mutates a Pod at CREATE: see Mutate.
+func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
+		return admission.Allowed("rollguard mutates Pods at CREATE only")
+	}
+	var pod corev1.Pod
+	if err := decodeStrict(req.Object.Raw, &pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("rollguard: decoding the Pod of %s/%s: %w", req.Namespace, req.Name, err))
+	}
+	ns := req.Namespace
+	if ns == "" {
+		ns = pod.Namespace
+	}
+	out, warnings, err := m.Mutate(&pod, ns)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	if out == nil {
+		resp := admission.Allowed("")
+		resp.Warnings = warnings
+		return resp
+	}
+	raw, err := json.Marshal(out)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	resp := admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	resp.Warnings = warnings
+	return resp
+}
+
+// decodeStrict decodes JSON, refusing trailing data: an AdmissionReview
+// object is one value.
+func decodeStrict(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return errors.New("no object in the request")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value")
+	}
+	return nil
+}
+
+// caseRules are the rules the mutator applies: those of Case 1 and Case 2.
+func caseRules(reg *rules.Registry) map[*rules.Rule]bool {
+	only := map[*rules.Rule]bool{}
+	for _, r := range reg.All() {
+		if r.Case == rules.Case1 || r.Case == rules.Case2 {
+			only[r] = true
+		}
+	}
+	return only
+}
+
+// Mutate returns the pod with the Case 1 and Case 2 fixes applied and an
+// annotation listing them, or nil when nothing is to change: a namespace
+// out of reach, an opted-out pod, a pod no Service selects, or one the
+// rules find nothing on (a pod already mutated, so reinvocation changes
+// nothing). The warnings name what the rules found and could not fix.
+func (m *Mutator) Mutate(pod *corev1.Pod, namespace string) (*corev1.Pod, []string, error) {
+	if Excluded(namespace, m.Namespace) || pod.Annotations[InjectAnnotation] == "disabled" {
+		return nil, nil, nil
+	}
+	svcs, err := m.Lister.Services(namespace)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rollguard: listing the Services of namespace %s from the cache: %w", namespace, err)
+	}
+	var selecting []*corev1.Service
+	for _, s := range svcs {
+		if len(s.Spec.Selector) > 0 && labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(pod.Labels)) {
+			selecting = append(selecting, s)
+		}
+	}
+	if len(selecting) == 0 {
+		return nil, nil, nil
+	}
+	st := m.Settings.Load()
+	text, err := workloadText(pod, namespace, selecting)
+	if err != nil {
+		return nil, nil, err
+	}
+	ropts := st.Rules
+	ropts.Only = caseRules(m.Registry)
+	model := st.Model
+	model.Namespace = namespace
+	res := fix.Run([]fix.Input{{Name: "admission", Data: text}}, m.Registry,
+		fix.Options{Rules: ropts, Fix: rules.FixOptions{Settings: st.Rules.Settings, KubeMinor: st.KubeMinor}, Model: model})
+	if len(res.Errors) > 0 {
+		return nil, nil, fmt.Errorf("rollguard: reading the pod as a workload: %w", errors.Join(res.Errors...))
+	}
+	var warnings []string
+	for _, r := range res.Remaining {
+		if r.Finding.Object == nil || r.Finding.Object.Kind != "Deployment" {
+			continue // a Service's own finding is the validating handler's
+		}
+		warnings = append(warnings, fmt.Sprintf("rollguard: %s %s (%s) not fixed at admission: %s", r.Finding.Rule.ID, r.Finding.Rule.Name, r.Finding.Rule.Case, r.Why))
+	}
+	if len(res.Files) == 0 || !res.Files[0].Changed() {
+		return nil, warnings, nil
+	}
+	docs := bytes.SplitN(res.Files[0].After, []byte("\n---\n"), 2)
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict(docs[0], &d); err != nil {
+		return nil, nil, fmt.Errorf("rollguard: reading the fixed pod back: %w", err)
+	}
+	out := pod.DeepCopy()
+	out.Spec = d.Spec.Template.Spec
+	var changes []string
+	for _, e := range res.Edits {
+		ids := make([]string, len(e.Rules))
+		for i, r := range e.Rules {
+			ids[i] = r.ID
+		}
+		changes = append(changes, fmt.Sprintf("%s=%s (%s)", strings.TrimPrefix(e.Path, "spec.template."), e.ValueText(), strings.Join(ids, ",")))
+	}
+	sort.Strings(changes)
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	out.Annotations[MutatedAnnotation] = strings.Join(changes, "; ")
+	return out, warnings, nil
+}
+
+// workloadText is the pod as the rules read it: a Deployment whose pod
+// template is the pod, then the Services that select it, as YAML.
+func workloadText(pod *corev1.Pod, namespace string, svcs []*corev1.Service) ([]byte, error) {
+	name := pod.Name
+	if name == "" {
+		name = strings.TrimSuffix(pod.GenerateName, "-")
+	}
+	if name == "" {
+		name = "pod"
+	}
+	replicas := int32(2) // the case rules do not read it
+	d := appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: pod.Labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: pod.Labels, Annotations: pod.Annotations},
+				Spec:       pod.Spec,
+			},
+		},
+	}
+	var b bytes.Buffer
+	out, err := yaml.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	b.Write(out)
+	for _, s := range svcs {
+		c := s.DeepCopy()
+		c.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}
+		c.ManagedFields, c.Status = nil, corev1.ServiceStatus{}
+		out, err := yaml.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString("---\n")
+		b.Write(out)
+	}
+	return b.Bytes(), nil
+}

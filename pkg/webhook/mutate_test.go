@@ -1,0 +1,143 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/rollguard/rollguard/pkg/manifest"
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+// services is a Lister over a fixed set.
+type services map[string][]*corev1.Service
+
+func (s services) Services(ns string) ([]*corev1.Service, error) { return s[ns], nil }
+func (s services) Others(string) ([]*manifest.Object, error)     { return nil, nil }
+
+func web(ns string) *corev1.Service {
+	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}}
+}
+
+// lossyPod is the pod the seed's lossy Deployment makes: no probe, no
+// preStop, the API server's defaults.
+func lossyPod() *corev1.Pod {
+	grace := int64(30)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "web-7d4b9c-", Namespace: "shop", Labels: map[string]string{"app": "web", "pod-template-hash": "7d4b9c"}},
+		Spec: corev1.PodSpec{TerminationGracePeriodSeconds: &grace, RestartPolicy: corev1.RestartPolicyAlways, DNSPolicy: corev1.DNSClusterFirst,
+			Containers: []corev1.Container{{Name: "app", Image: "example.com/web:1", ImagePullPolicy: corev1.PullIfNotPresent,
+				TerminationMessagePath: "/dev/termination-log", TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}}}},
+	}
+}
+
+func mutator(svcs services) *Mutator {
+	return &Mutator{Registry: rules.Default(), Lister: svcs, Settings: &Current{}, Namespace: "rollguard-system"}
+}
+
+func request(t *testing.T, pod *corev1.Pod, ns string) admission.Request {
+	t.Helper()
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Namespace: ns, Operation: admissionv1.Create,
+		Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Object: runtime.RawExtension{Raw: raw}}}
+}
+
+// TestMutateLossyPod: the lossy pod gets a native preStop sleep of the
+// budget, a grace period covering it and the drain allowance, and a
+// readinessProbe on the port the Service targets; the annotation says so;
+// the mutated pod, mutated again, is left alone.
+func TestMutateLossyPod(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	out, warnings, err := m.Mutate(lossyPod(), "shop")
+	if err != nil || out == nil {
+		t.Fatalf("Mutate: %v, %v", out, err)
+	}
+	c := out.Spec.Containers[0]
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != 5 {
+		t.Errorf("preStop: %+v", c.Lifecycle)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.TCPSocket == nil && c.ReadinessProbe.HTTPGet == nil {
+		t.Errorf("readinessProbe: %+v", c.ReadinessProbe)
+	}
+	ann := out.Annotations[MutatedAnnotation]
+	for _, want := range []string{"lifecycle.preStop", "readinessProbe", "RG101", "RG201"} {
+		if !strings.Contains(ann, want) {
+			t.Errorf("annotation %q lacks %q", ann, want)
+		}
+	}
+	t.Logf("annotation: %s; warnings %q", ann, warnings)
+	again, _, err := m.Mutate(out, "shop")
+	if err != nil || again != nil {
+		t.Errorf("reinvocation changed the pod again: %v (%v)", again, err)
+	}
+}
+
+// TestMutateLeavesAlone: no Service, an opted-out pod, a system
+// namespace, the webhook's own.
+func TestMutateLeavesAlone(t *testing.T) {
+	t.Parallel()
+	all := services{}
+	for _, ns := range []string{"shop", "kube-system", "kube-public", "kube-node-lease", "rollguard-system"} {
+		all[ns] = []*corev1.Service{web(ns)}
+	}
+	m := mutator(all)
+	optOut := lossyPod()
+	optOut.Annotations = map[string]string{InjectAnnotation: "disabled"}
+	other := lossyPod()
+	other.Labels = map[string]string{"app": "db"}
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		ns   string
+	}{
+		{"no Service selects it", other, "shop"},
+		{"opted out", optOut, "shop"},
+		{"kube-system", lossyPod(), "kube-system"},
+		{"kube-public", lossyPod(), "kube-public"},
+		{"kube-node-lease", lossyPod(), "kube-node-lease"},
+		{"its own namespace", lossyPod(), "rollguard-system"},
+	} {
+		out, _, err := m.Mutate(tc.pod, tc.ns)
+		if out != nil || err != nil {
+			t.Errorf("%s: mutated (%v)", tc.name, err)
+		}
+		resp := m.Handle(context.Background(), request(t, tc.pod, tc.ns))
+		if !resp.Allowed || len(resp.Patches) > 0 {
+			t.Errorf("%s: %+v", tc.name, resp)
+		}
+	}
+}
+
+func TestHandlePatches(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	resp := m.Handle(context.Background(), request(t, lossyPod(), "shop"))
+	if !resp.Allowed || len(resp.Patches) == 0 {
+		t.Fatalf("%+v", resp)
+	}
+	var paths []string
+	for _, p := range resp.Patches {
+		paths = append(paths, p.Operation+" "+p.Path)
+	}
+	t.Logf("patch: %v", paths)
+	bad := request(t, lossyPod(), "shop")
+	bad.Object.Raw = []byte(`{"spec": 1}`)
+	if r := m.Handle(context.Background(), bad); r.Allowed || r.Result == nil || r.Result.Code != 400 {
+		t.Errorf("undecodable pod: %+v", r)
+	}
+}

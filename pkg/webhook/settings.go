@@ -1,0 +1,87 @@
+// Package webhook implements rollguard's admission webhook. The mutating
+// handler gives every Pod that a Service in its namespace selects the
+// fixes of the Case 1 and Case 2 rules at CREATE (the rules' own
+// remediations, applied by pkg/fix to the pod's spec), and annotates it
+// with what changed; the validating handler returns the audit's findings
+// on Deployments, StatefulSets, DaemonSets and Argo Rollouts as admission
+// warnings, or denials for the rules configured to deny. Both act only in
+// namespaces labelled rollguard.io/inject=enabled (the webhook
+// configurations' selectors say so, and the handlers check again), never
+// in kube-system, kube-public, kube-node-lease or the webhook's own.
+package webhook
+
+import (
+	"slices"
+	"sync/atomic"
+
+	"github.com/rollguard/rollguard/pkg/config"
+	"github.com/rollguard/rollguard/pkg/model"
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+// Labels and annotations the webhook reads and writes.
+const (
+	// InjectLabel on a namespace, with the value "enabled", opts it in.
+	InjectLabel = "rollguard.io/inject"
+	// InjectAnnotation on a pod (or a workload's pod template), with the
+	// value "disabled", opts it out.
+	InjectAnnotation = "rollguard.io/inject"
+	// MutatedAnnotation lists what the webhook changed on a pod, and why.
+	MutatedAnnotation = "rollguard.io/mutated"
+)
+
+// systemNamespaces are never touched, whatever their labels.
+var systemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+
+// Excluded reports whether a namespace is out of the webhook's reach: a
+// system namespace, or the webhook's own (own; empty for none).
+func Excluded(namespace, own string) bool {
+	return slices.Contains(systemNamespaces, namespace) || (own != "" && namespace == own)
+}
+
+// Settings are what the handlers measure and decide with: the rule
+// settings (budget, drain allowance), severities and disabled rules of
+// the configuration file, the rules that deny, and the API server's minor
+// version (below 30 there is no native preStop sleep).
+type Settings struct {
+	Rules     rules.Options
+	Model     model.Options
+	Deny      map[*rules.Rule]bool
+	KubeMinor int
+}
+
+// FromConfig makes Settings from a configuration file's content (nil for
+// none): the file's values over the defaults.
+func FromConfig(cfg *config.Config, kubeMinor int) *Settings {
+	s := &Settings{Rules: rules.Options{Settings: rules.DefaultSettings()}, KubeMinor: kubeMinor, Deny: map[*rules.Rule]bool{}}
+	if cfg == nil {
+		return s
+	}
+	if cfg.PropagationBudget > 0 {
+		s.Rules.Settings.PropagationBudget = cfg.PropagationBudget
+	}
+	if cfg.DrainAllowance > 0 {
+		s.Rules.Settings.DrainAllowance = cfg.DrainAllowance
+	}
+	s.Rules.Disabled, s.Rules.Severity = cfg.Disabled, cfg.Severity
+	s.Model.TelemetryPorts = cfg.TelemetryPorts
+	for r := range cfg.Deny {
+		s.Deny[r] = true
+	}
+	return s
+}
+
+// Current holds the Settings in force; a reload swaps them whole, so a
+// request sees one configuration from start to end.
+type Current struct{ p atomic.Pointer[Settings] }
+
+// Load returns the settings in force (the defaults before any Store).
+func (c *Current) Load() *Settings {
+	if s := c.p.Load(); s != nil {
+		return s
+	}
+	return FromConfig(nil, 0)
+}
+
+// Store puts new settings in force.
+func (c *Current) Store(s *Settings) { c.p.Store(s) }

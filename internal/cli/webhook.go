@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -18,6 +19,9 @@ type webhookFlags struct {
 	host, certDir                    string
 	port                             int
 	metricsAddr, probeAddr           string
+	certSecret, service              string
+	mutating, validating             string
+	certCheck                        time.Duration
 }
 
 func newWebhookCommand(s Streams) *cobra.Command {
@@ -42,7 +46,10 @@ selectors), never kube-system, kube-public, kube-node-lease or --namespace; a po
 annotated ` + webhook.InjectAnnotation + `=disabled is left alone. The configuration is the
 ` + webhook.ConfigKey + ` key of the ConfigMap --config-map in --namespace, the same keys as a
 rollguard.yaml file; a change is in force at once. The serving certificate is tls.crt and tls.key
-in --cert-dir, reloaded when it changes. Logs are JSON lines on stderr.`,
+in --cert-dir, reloaded when it changes: put there by cert-manager, or, with --cert-secret, made
+and rotated by the webhook itself (a CA and a certificate for --service kept in that Secret, which
+must be mounted at --cert-dir, and the CA injected into the two webhook configurations). Logs are
+JSON lines on stderr.`,
 		Example: `  # In the webhook's Deployment
   rollguard webhook --namespace rollguard-system --config-map rollguard --cert-dir /certs
 
@@ -61,6 +68,11 @@ in --cert-dir, reloaded when it changes. Logs are JSON lines on stderr.`,
 	fs.StringVar(&f.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "folder with tls.crt and tls.key")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics (empty: none)")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (empty: none)")
+	fs.StringVar(&f.certSecret, "cert-secret", "", "make and rotate the serving certificate in this Secret of --namespace (empty: the certificate comes from elsewhere)")
+	fs.StringVar(&f.service, "service", "rollguard-webhook", "the webhook's Service, named in the certificate as SERVICE.NAMESPACE.svc (with --cert-secret)")
+	fs.StringVar(&f.mutating, "mutating-webhook-configuration", "rollguard", "MutatingWebhookConfiguration to inject the CA into (with --cert-secret)")
+	fs.StringVar(&f.validating, "validating-webhook-configuration", "rollguard", "ValidatingWebhookConfiguration to inject the CA into (with --cert-secret)")
+	fs.DurationVar(&f.certCheck, "cert-check-interval", 12*time.Hour, "how often the certificate's validity is checked; it is renewed 90 days before it expires (with --cert-secret)")
 	return cmd
 }
 
@@ -75,9 +87,17 @@ func (f *webhookFlags) run(ctx context.Context, s Streams) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
+	if f.certCheck <= 0 {
+		return usageError("--cert-check-interval %s: want more than 0", f.certCheck)
+	}
 	log := zap.New(zap.WriteTo(s.ErrOut), zap.UseDevMode(false))
 	ctrllog.SetLogger(log)
-	return webhook.Serve(ctx, webhook.ServerOptions{Config: src.Config, Namespace: f.namespace, ConfigMap: f.configMap,
+	o := webhook.ServerOptions{Config: src.Config, Namespace: f.namespace, ConfigMap: f.configMap,
 		Host: f.host, Port: f.port, CertDir: f.certDir, MetricsAddr: f.metricsAddr, ProbeAddr: f.probeAddr,
-		Registry: rules.Default(), Log: log.WithName("webhook")})
+		Registry: rules.Default(), Log: log.WithName("webhook")}
+	if f.certSecret != "" {
+		o.Rotate = &webhook.Rotation{Secret: f.certSecret, DNSName: f.service + "." + f.namespace + ".svc",
+			Mutating: f.mutating, Validating: f.validating, CheckEvery: f.certCheck}
+	}
+	return webhook.Serve(ctx, o)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,20 +11,25 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	autoscalingv2listers "k8s.io/client-go/listers/autoscaling/v2"
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	policyv1listers "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -61,10 +65,29 @@ type ServerOptions struct {
 	// MetricsAddr serves /metrics and ProbeAddr /healthz and /readyz;
 	// empty for none.
 	MetricsAddr, ProbeAddr string
-	Registry               *rules.Registry
-	Log                    logr.Logger
+	// Rotate, when set, has the webhook make and rotate its own serving
+	// certificate (open-policy-agent/cert-controller): a CA and a
+	// certificate for DNSName kept in the Secret Rotate.Secret (mounted at
+	// CertDir), and the CA injected into the two webhook configurations.
+	// Without it the certificate comes from elsewhere (cert-manager).
+	Rotate   *Rotation
+	Registry *rules.Registry
+	Log      logr.Logger
 	// Ready, when set, is closed once the server serves with synced caches.
 	Ready chan<- struct{}
+}
+
+// Rotation configures the self-managed serving certificate.
+type Rotation struct {
+	Secret string // in Namespace
+	// DNSName is the Service's name in the cluster, SERVICE.NAMESPACE.svc.
+	DNSName string
+	// Mutating and Validating name the webhook configurations to inject
+	// the CA into.
+	Mutating, Validating string
+	// CheckEvery is how often the certificate's validity is checked; it is
+	// renewed 90 days before it expires (it lasts a year; the CA ten).
+	CheckEvery time.Duration
 }
 
 // admissions counts admissions by handler, outcome and rule.
@@ -222,40 +245,67 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	srv.Register(MutatePath, &webhook.Admission{Handler: counted{"mutate", &Mutator{Registry: o.Registry, Lister: l, Settings: cur, Namespace: o.Namespace}}})
 	srv.Register(ValidatePath, &webhook.Admission{Handler: counted{"validate", &Validator{Registry: o.Registry, Lister: l, Settings: cur, Namespace: o.Namespace, Mutating: true}}})
 
+	// The manager runs the metrics and probe servers, and the certificate
+	// rotator when there is one; the webhook server starts once the
+	// certificate is on disk.
+	metricsAddr, probeAddr := o.MetricsAddr, o.ProbeAddr
+	if metricsAddr == "" {
+		metricsAddr = "0" // none
+	}
+	mgr, err := manager.New(o.Config, manager.Options{Scheme: clientgoscheme.Scheme, Logger: o.Log,
+		Metrics: metricsserver.Options{BindAddress: metricsAddr}, HealthProbeBindAddress: probeAddr})
+	if err != nil {
+		return fmt.Errorf("starting the manager: %w", err)
+	}
+	certsReady := make(chan struct{})
+	if o.Rotate != nil {
+		err := rotator.AddRotator(mgr, &rotator.CertRotator{
+			SecretKey: types.NamespacedName{Namespace: o.Namespace, Name: o.Rotate.Secret},
+			CertDir:   o.CertDir, CAName: "rollguard-webhook-ca", CAOrganization: "rollguard",
+			DNSName: o.Rotate.DNSName, IsReady: certsReady, RotationCheckFrequency: o.Rotate.CheckEvery,
+			Webhooks: []rotator.WebhookInfo{{Name: o.Rotate.Mutating, Type: rotator.Mutating}, {Name: o.Rotate.Validating, Type: rotator.Validating}},
+		})
+		if err != nil {
+			return fmt.Errorf("starting the certificate rotator: %w", err)
+		}
+	} else {
+		close(certsReady)
+	}
 	var cachesSynced atomic.Bool
-	errc := make(chan error, 3)
-	go func() { errc <- srv.Start(ctx) }()
-	if o.MetricsAddr != "" {
-		go func() {
-			errc <- serveHTTP(ctx, o.MetricsAddr, promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-		}()
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("caches", func(*http.Request) error {
+		if !cachesSynced.Load() {
+			return errors.New("the caches of Services, PDBs and HPAs have not synced")
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	started := srv.StartedChecker()
-	if o.ProbeAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-			if !cachesSynced.Load() {
-				http.Error(w, "caches not synced", http.StatusServiceUnavailable)
-				return
-			}
-			if err := started(r); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		})
-		go func() { errc <- serveHTTP(ctx, o.ProbeAddr, mux) }()
+	if err := mgr.AddReadyzCheck("webhook", started); err != nil {
+		return err
 	}
+	errc := make(chan error, 2)
+	go func() { errc <- mgr.Start(ctx) }()
+	go func() {
+		select {
+		case <-certsReady:
+			errc <- srv.Start(ctx)
+		case <-ctx.Done():
+		}
+	}()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return errors.Join(ctx.Err(), errors.New("the informer caches did not sync"))
 	}
 	cachesSynced.Store(true)
-	o.Log.Info("serving", "host", o.Host, "port", o.Port, "kubernetesMinor", minor)
+	o.Log.Info("caches synced", "kubernetesMinor", minor)
 	if o.Ready != nil {
 		go func() {
 			for ctx.Err() == nil {
 				if started(&http.Request{}) == nil {
+					o.Log.Info("serving", "host", o.Host, "port", o.Port)
 					close(o.Ready)
 					return
 				}
@@ -267,28 +317,9 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	case <-ctx.Done():
 		return nil
 	case err := <-errc:
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || err == nil {
 			return nil
 		}
 		return err
 	}
-}
-
-// serveHTTP serves h on addr until ctx ends.
-func serveHTTP(ctx context.Context, addr string, h http.Handler) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(sctx)
-	}()
-	if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -78,3 +78,24 @@ func TestTelemetryPorts(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroDuration: "0s" is a duration (the value unset), not an error;
+// a negative one is.
+func TestZeroDuration(t *testing.T) {
+	t.Parallel()
+	reg := rules.Default()
+	cfg, err := config.Parse([]byte("propagationBudget: 0s\n"), reg)
+	if err != nil || cfg.PropagationBudget != 0 {
+		t.Errorf("0s: %v, %v", cfg, err)
+	}
+	if _, err := config.Parse([]byte("drainAllowance: -1s\n"), reg); err == nil {
+		t.Error("a negative duration was accepted")
+	}
+	cfg, err = config.Parse([]byte("deny: [RG201]\n"), reg)
+	if err != nil || !cfg.Deny[reg.Lookup("RG201")] || len(cfg.Deny) != 1 {
+		t.Errorf("deny: %v, %v", cfg, err)
+	}
+	if _, err := config.Parse([]byte("deny: [RG999]\n"), reg); err == nil || !strings.Contains(err.Error(), "deny: unknown rule") {
+		t.Errorf("deny of an unknown rule: %v", err)
+	}
+}

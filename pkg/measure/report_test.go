@@ -141,3 +141,67 @@ func TestTimedOut(t *testing.T) {
 		t.Errorf("nothing wrong: %v", err)
 	}
 }
+
+// TestStatsCensoredAnywhere: a censored latency is skipped wherever it
+// stands, and the text says how many were over the hold.
+func TestStatsCensoredAnywhere(t *testing.T) {
+	t.Parallel()
+	s := stats([]Latency{{D: ms(100)}, {D: ms(9000), Censored: true}, {D: ms(300)}, {D: ms(200)}})
+	if s.Count != 3 || s.Censored != 1 || s.Max != ms(300) || s.P50 != ms(200) {
+		t.Errorf("stats = %+v", s)
+	}
+	if w := s.words(); w != "200ms / 300ms / 300ms (3) +1 over" {
+		t.Errorf("words = %q", w)
+	}
+	if w := (Stats{Censored: 2}).words(); w != "all 2 over the hold" {
+		t.Errorf("all censored: %q", w)
+	}
+	if w := (Stats{}).words(); w != "-" {
+		t.Errorf("nothing: %q", w)
+	}
+}
+
+// TestSyncVerdictBoundaries: a gap of exactly 500ms (or 5 resolutions) is
+// not yet a slow node; a gap of exactly the resolution is not "equally
+// fast".
+func TestSyncVerdictBoundaries(t *testing.T) {
+	t.Parallel()
+	n := func(name string, p50 time.Duration) NodeStats {
+		return NodeStats{Node: name, Removal: Stats{Count: 3, P50: p50, P99: p50, Max: p50}}
+	}
+	if v := syncVerdict([]NodeStats{n("a", ms(100)), n("b", ms(600))}, ms(20)); !strings.Contains(v, "within 500ms") {
+		t.Errorf("a 500ms gap: %s", v)
+	}
+	if v := syncVerdict([]NodeStats{n("a", ms(100)), n("b", ms(601))}, ms(20)); !strings.Contains(v, "node b applies endpoint changes") {
+		t.Errorf("a 501ms gap: %s", v)
+	}
+	if v := syncVerdict([]NodeStats{n("a", ms(100)), n("b", ms(1100))}, ms(200)); !strings.Contains(v, "within 1s") {
+		t.Errorf("a gap of 5 resolutions: %s", v)
+	}
+	if v := syncVerdict([]NodeStats{n("a", ms(100)), n("b", ms(120))}, ms(20)); !strings.Contains(v, "within 20ms") {
+		t.Errorf("a gap of one resolution: %s", v)
+	}
+}
+
+// TestWriteTextFailuresAndNoRecommendation: failed probe requests are
+// shown; with nothing measured there is no preStop to recommend.
+func TestWriteTextFailuresAndNoRecommendation(t *testing.T) {
+	t.Parallel()
+	r := &Report{Nodes: []string{"a"}, Rate: 100, Canaries: 2, Hold: 30 * time.Second, Requested: 1, Sent: 50, Failed: 3, Partial: true}
+	r.finish()
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"probe requests: 50, failed: 3", "recommended preStop: none (no removal was measured)", "incomplete run"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+	r.Failed, r.Partial = 0, false
+	b.Reset()
+	_ = r.WriteText(&b)
+	if strings.Contains(b.String(), "probe requests") || strings.Contains(b.String(), "incomplete") {
+		t.Errorf("no failure, complete run:\n%s", b.String())
+	}
+}

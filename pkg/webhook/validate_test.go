@@ -1,0 +1,108 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/rollguard/rollguard/pkg/config"
+	"github.com/rollguard/rollguard/pkg/rules"
+)
+
+const lossyDeployment = `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"shop"},
+"spec":{"replicas":3,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
+"spec":{"containers":[{"name":"app","image":"example.com/web:1","ports":[{"name":"http","containerPort":8080}]}]}}}}`
+
+func validator(deny string) *Validator {
+	reg := rules.Default()
+	cur := &Current{}
+	if deny != "" {
+		cfg, err := config.Parse([]byte("deny: ["+deny+"]\n"), reg)
+		if err != nil {
+			panic(err)
+		}
+		cur.Store(FromConfig(cfg, 0))
+	}
+	return &Validator{Registry: reg, Lister: services{"shop": {web("shop")}}, Settings: cur, Namespace: "rollguard-system", Mutating: true}
+}
+
+func workloadRequest(ns, raw string, op admissionv1.Operation) admission.Request {
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Namespace: ns, Name: "web", Operation: op,
+		Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, Object: runtime.RawExtension{Raw: []byte(raw)}}}
+}
+
+// TestValidateWarns: the lossy Deployment's Case 1 and Case 2 findings are
+// warnings naming the workload and rule, with the note that its pods get
+// the fix; a rule under deny: refuses it with the rule's fix.
+func TestValidateWarns(t *testing.T) {
+	t.Parallel()
+	resp := validator("").Handle(context.Background(), workloadRequest("shop", lossyDeployment, admissionv1.Create))
+	if !resp.Allowed {
+		t.Fatalf("warn mode refused: %+v", resp.Result)
+	}
+	all := strings.Join(resp.Warnings, "\n")
+	for _, want := range []string{"Deployment shop/web: RG101 prestop-missing (case1):", "Deployment shop/web: RG201 readiness-missing (case2):", "(fixed on its pods at admission)"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
+	}
+	for _, w := range resp.Warnings {
+		if len([]rune(w)) > maxWarning {
+			t.Errorf("a warning of %d runes: the API server would cut it", len([]rune(w)))
+		}
+	}
+	resp = validator("RG201").Handle(context.Background(), workloadRequest("shop", lossyDeployment, admissionv1.Update))
+	if resp.Allowed || resp.Result == nil || !strings.Contains(resp.Result.Message, "RG201") || !strings.Contains(resp.Result.Message, "fix:") {
+		t.Errorf("deny mode: %+v", resp.Result)
+	}
+	if strings.Contains(strings.Join(resp.Warnings, "\n"), "RG201") || !strings.Contains(strings.Join(resp.Warnings, "\n"), "RG101") {
+		t.Errorf("deny mode warnings: %q", resp.Warnings)
+	}
+}
+
+// TestValidateLeavesAlone: system namespaces, the webhook's own, an
+// opted-out workload, deletions and other kinds get nothing.
+func TestValidateLeavesAlone(t *testing.T) {
+	t.Parallel()
+	v := validator("RG201")
+	optOut := strings.Replace(lossyDeployment, `"metadata":{"name":"web","namespace":"shop"}`,
+		`"metadata":{"name":"web","namespace":"shop","annotations":{"rollguard.io/inject":"disabled"}}`, 1)
+	for _, tc := range []struct {
+		name string
+		req  admission.Request
+	}{
+		{"kube-system", workloadRequest("kube-system", lossyDeployment, admissionv1.Create)},
+		{"its own namespace", workloadRequest("rollguard-system", lossyDeployment, admissionv1.Create)},
+		{"opted out", workloadRequest("shop", optOut, admissionv1.Create)},
+		{"delete", workloadRequest("shop", lossyDeployment, admissionv1.Delete)},
+	} {
+		resp := v.Handle(context.Background(), tc.req)
+		if !resp.Allowed || len(resp.Warnings) > 0 {
+			t.Errorf("%s: %+v %q", tc.name, resp.Result, resp.Warnings)
+		}
+	}
+	other := workloadRequest("shop", lossyDeployment, admissionv1.Create)
+	other.Kind.Kind = "ReplicaSet"
+	if resp := v.Handle(context.Background(), other); !resp.Allowed || len(resp.Warnings) > 0 {
+		t.Errorf("a ReplicaSet: %+v", resp)
+	}
+	bad := workloadRequest("shop", `{"apiVersion":"apps/v1","kind":"Deployment","spec":{"replicas":"x"}}`, admissionv1.Create)
+	if resp := v.Handle(context.Background(), bad); resp.Allowed || resp.Result.Code != 400 {
+		t.Errorf("an undecodable Deployment: %+v", resp.Result)
+	}
+}
+
+func TestClip(t *testing.T) {
+	t.Parallel()
+	if got := clip("héllo wörld", 8); got != "héllo..." {
+		t.Errorf("clip = %q", got)
+	}
+	if got := clip("short", 8); got != "short" {
+		t.Errorf("clip = %q", got)
+	}
+}

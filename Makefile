@@ -20,3 +20,8 @@ golden:
 bench:
 	bench/audit/run.sh
 	bench/traffic/run.sh
+# Regenerates the kustomize base deploy/webhook/rollguard.yaml from the chart
+# charts/rollguard (a test fails while it is out of date).
+.PHONY: webhook-base
+webhook-base:
+	hack/gen-webhook-base

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/intstr"
-
 	"github.com/rollguard/rollguard/pkg/diagnose"
 	"github.com/rollguard/rollguard/pkg/lab"
 	"github.com/rollguard/rollguard/pkg/manifest"
@@ -296,8 +294,6 @@ func causeWords(m map[string]int) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-func intOrString(port int) intstr.IntOrString { return intstr.FromInt32(int32(port)) }
 
 // WriteHTML writes the lab's picture of this rollout: a lane per pod (when
 // the prober first saw it accept connections, its readiness, deletion and

@@ -62,6 +62,18 @@ type Model struct {
 	Partial bool
 
 	defaultNS string
+	// monitors are Monitors with their namespace and selector worked out
+	// once: markTelemetry asks about every port of every Service of every
+	// workload with two Services or more.
+	monitors []monitor
+}
+
+// monitor is a ServiceMonitor ready to match.
+type monitor struct {
+	obj *manifest.Object
+	mon *manifest.ServiceMonitor
+	ns  string
+	sel labels.Selector
 }
 
 // Workload is anything that runs pods from a template.
@@ -635,6 +647,22 @@ func less(a, b *manifest.Object) bool {
 // ServiceMonitor. Prometheus scrapes pod addresses it discovers, so
 // kube-proxy's lag never reaches those callers.
 func (m *Model) markTelemetry(opts Options) {
+	m.monitors = m.monitors[:0]
+	for _, o := range m.Monitors {
+		mon, ok := o.Value.(*manifest.ServiceMonitor)
+		if !ok {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&mon.Spec.Selector)
+		if err != nil {
+			continue // an invalid selector selects nothing
+		}
+		ns := o.Namespace
+		if ns == "" {
+			ns = m.defaultNS
+		}
+		m.monitors = append(m.monitors, monitor{obj: o, mon: mon, ns: ns, sel: sel})
+	}
 	patterns := opts.TelemetryPorts
 	if patterns == nil {
 		patterns = DefaultTelemetryPorts
@@ -705,25 +733,14 @@ func containerPort(w *Workload, sp *corev1.ServicePort) *ServedPort {
 // port's name, or by its target: the Service's targetPort, or the container
 // port's name or number (the operator's targetPort is the pod's port).
 func (m *Model) monitorOf(svc *Service, sp *corev1.ServicePort, target *ServedPort) string {
-	for _, o := range m.Monitors {
-		mon, ok := o.Value.(*manifest.ServiceMonitor)
-		if !ok {
+	set := labels.Set(svc.Spec.Labels)
+	for _, mo := range m.monitors {
+		if !monitorCovers(mo.mon.Spec.NamespaceSelector, mo.ns, svc.Namespace) || !mo.sel.Matches(set) {
 			continue
 		}
-		ns := o.Namespace
-		if ns == "" {
-			ns = m.defaultNS
-		}
-		if !monitorCovers(mon.Spec.NamespaceSelector, ns, svc.Namespace) {
-			continue
-		}
-		sel, err := metav1.LabelSelectorAsSelector(&mon.Spec.Selector)
-		if err != nil || !sel.Matches(labels.Set(svc.Spec.Labels)) {
-			continue
-		}
-		for _, ep := range mon.Spec.Endpoints {
+		for _, ep := range mo.mon.Spec.Endpoints {
 			if (ep.Port != "" && ep.Port == sp.Name) || (ep.TargetPort != nil && (sameTarget(*ep.TargetPort, sp.TargetPort) || target != nil && targetIs(*ep.TargetPort, target))) {
-				return "scraped by ServiceMonitor " + o.Name + " through a Service of its own"
+				return "scraped by ServiceMonitor " + mo.obj.Name + " through a Service of its own"
 			}
 		}
 	}

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -38,6 +40,13 @@ type Mutator struct {
 	Settings *Current
 	// Namespace is the webhook's own, never mutated.
 	Namespace string
+	// CacheSize bounds the results the handler keeps for pods like those
+	// it has seen (see cache.go): 0 for DefaultCacheSize, negative for no
+	// cache. It is read once, at the first request.
+	CacheSize int
+
+	cacheOnce sync.Once
+	cache     *resultCache
 }
 
 // Handle mutates a Pod at CREATE: see Mutate.
@@ -53,21 +62,23 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 	if ns == "" {
 		ns = pod.Namespace
 	}
-	out, warnings, err := m.Mutate(&pod, ns)
+	mu, err := m.mutation(&pod, ns)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	if out == nil {
+	if mu == nil || !mu.changed {
 		resp := admission.Allowed("")
-		resp.Warnings = warnings
+		if mu != nil {
+			resp.Warnings = mu.warnings
+		}
 		return resp
 	}
-	raw, err := json.Marshal(out)
+	raw, err := mu.podJSON(&pod)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
 	resp := admission.PatchResponseFromRaw(req.Object.Raw, raw)
-	resp.Warnings = warnings
+	resp.Warnings = mu.warnings
 	return resp
 }
 
@@ -104,12 +115,77 @@ func caseRules(reg *rules.Registry) map[*rules.Rule]bool {
 // rules find nothing on (a pod already mutated, so reinvocation changes
 // nothing). The warnings name what the rules found and could not fix.
 func (m *Mutator) Mutate(pod *corev1.Pod, namespace string) (*corev1.Pod, []string, error) {
+	mu, err := m.mutation(pod, namespace)
+	if err != nil || mu == nil {
+		return nil, nil, err
+	}
+	if !mu.changed {
+		return nil, mu.warnings, nil
+	}
+	out := pod.DeepCopy()
+	if mu.spec != nil {
+		out.Spec = *mu.spec
+	} else {
+		var spec corev1.PodSpec
+		if err := json.Unmarshal(mu.specJSON, &spec); err != nil {
+			return nil, nil, fmt.Errorf("rollguard: reading the fixed pod back: %w", err)
+		}
+		out.Spec = spec
+	}
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	out.Annotations[MutatedAnnotation] = mu.annotation
+	return out, mu.warnings, nil
+}
+
+// mutation is what the rules make of a pod: whether it changes, and if
+// so its fixed spec (as a struct, when just computed, and as JSON) and
+// the annotation listing the changes; and the warnings. The caller owns
+// it, all but spec and specJSON, which it must not change.
+type mutation struct {
+	changed    bool
+	spec       *corev1.PodSpec
+	specJSON   []byte
+	annotation string
+	warnings   []string
+}
+
+// podJSON is the pod as JSON with the mutation applied: byte for byte
+// what json.Marshal writes of the pod with the fixed spec and the
+// annotation.
+func (mu *mutation) podJSON(pod *corev1.Pod) ([]byte, error) {
+	spec := mu.specJSON
+	if spec == nil {
+		var err error
+		if spec, err = json.Marshal(mu.spec); err != nil {
+			return nil, err
+		}
+	}
+	ann := make(map[string]string, len(pod.Annotations)+1)
+	maps.Copy(ann, pod.Annotations)
+	ann[MutatedAnnotation] = mu.annotation
+	meta := pod.ObjectMeta
+	meta.Annotations = ann
+	// The fields and tags of corev1.Pod, the spec already encoded.
+	return json.Marshal(struct {
+		metav1.TypeMeta   `json:",inline"`
+		metav1.ObjectMeta `json:"metadata,omitempty"`
+		Spec              json.RawMessage  `json:"spec,omitempty"`
+		Status            corev1.PodStatus `json:"status,omitempty"`
+	}{pod.TypeMeta, meta, spec, pod.Status})
+}
+
+// mutation finds what the rules make of a pod in a namespace, through the
+// cache when there is one; nil when the pod is out of reach, opted out,
+// or selected by no Service.
+func (m *Mutator) mutation(pod *corev1.Pod, namespace string) (*mutation, error) {
 	if Excluded(namespace, m.Namespace) || pod.Annotations[InjectAnnotation] == "disabled" {
-		return nil, nil, nil
+		return nil, nil
 	}
 	svcs, err := m.Lister.Services(namespace)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rollguard: listing the Services of namespace %s from the cache: %w", namespace, err)
+		return nil, fmt.Errorf("rollguard: listing the Services of namespace %s from the cache: %w", namespace, err)
 	}
 	var selecting []*corev1.Service
 	for _, s := range svcs {
@@ -118,12 +194,53 @@ func (m *Mutator) Mutate(pod *corev1.Pod, namespace string) (*corev1.Pod, []stri
 		}
 	}
 	if len(selecting) == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
-	st := m.Settings.Load()
+	// The Settings in force, once for the whole request; stored is nil
+	// when none were stored, and the defaults then are always the same.
+	var stored *Settings
+	if m.Settings != nil {
+		stored = m.Settings.p.Load()
+	}
+	st := stored
+	if st == nil {
+		st = FromConfig(nil, 0)
+	}
+	c := m.resultCache()
+	if c == nil {
+		return m.compute(pod, namespace, selecting, st)
+	}
+	k, token, ok := m.keyOf(pod, namespace, selecting, stored)
+	if !ok {
+		return m.compute(pod, namespace, selecting, st)
+	}
+	if r, compute := c.get(k); r != nil {
+		return r.mutation(token), nil
+	} else if !compute {
+		return m.compute(pod, namespace, selecting, st)
+	}
+	// put ends the computation whatever happens, also a panic, so that no
+	// request waits for it forever.
+	var r *cachedResult
+	defer func() { c.put(k, r) }()
+	mu, err := m.compute(pod, namespace, selecting, st)
+	if err != nil {
+		return nil, err
+	}
+	if mu.changed {
+		if mu.specJSON, err = json.Marshal(mu.spec); err != nil {
+			return nil, err
+		}
+	}
+	r = newCachedResult(mu, token)
+	return mu, nil
+}
+
+// compute runs the rules' fixes on the pod read as a workload.
+func (m *Mutator) compute(pod *corev1.Pod, namespace string, selecting []*corev1.Service, st *Settings) (*mutation, error) {
 	text, err := workloadText(pod, namespace, selecting)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ropts := st.Rules
 	ropts.Only = caseRules(m.Registry)
@@ -132,25 +249,24 @@ func (m *Mutator) Mutate(pod *corev1.Pod, namespace string) (*corev1.Pod, []stri
 	res := fix.Run([]fix.Input{{Name: "admission", Data: text}}, m.Registry,
 		fix.Options{Rules: ropts, Fix: rules.FixOptions{Settings: st.Rules.Settings, KubeMinor: st.KubeMinor}, Model: model})
 	if len(res.Errors) > 0 {
-		return nil, nil, fmt.Errorf("rollguard: reading the pod as a workload: %w", errors.Join(res.Errors...))
+		return nil, fmt.Errorf("rollguard: reading the pod as a workload: %w", errors.Join(res.Errors...))
 	}
-	var warnings []string
+	mu := &mutation{}
 	for _, r := range res.Remaining {
 		if r.Finding.Object == nil || r.Finding.Object.Kind != "Deployment" {
 			continue // a Service's own finding is the validating handler's
 		}
-		warnings = append(warnings, fmt.Sprintf("rollguard: %s %s (%s) not fixed at admission: %s", r.Finding.Rule.ID, r.Finding.Rule.Name, r.Finding.Rule.Case, r.Why))
+		mu.warnings = append(mu.warnings, fmt.Sprintf("rollguard: %s %s (%s) not fixed at admission: %s", r.Finding.Rule.ID, r.Finding.Rule.Name, r.Finding.Rule.Case, r.Why))
 	}
 	if len(res.Files) == 0 || !res.Files[0].Changed() {
-		return nil, warnings, nil
+		return mu, nil
 	}
 	docs := bytes.SplitN(res.Files[0].After, []byte("\n---\n"), 2)
 	var d appsv1.Deployment
 	if err := yaml.UnmarshalStrict(docs[0], &d); err != nil {
-		return nil, nil, fmt.Errorf("rollguard: reading the fixed pod back: %w", err)
+		return nil, fmt.Errorf("rollguard: reading the fixed pod back: %w", err)
 	}
-	out := pod.DeepCopy()
-	out.Spec = d.Spec.Template.Spec
+	mu.changed, mu.spec = true, &d.Spec.Template.Spec
 	var changes []string
 	for _, e := range res.Edits {
 		ids := make([]string, len(e.Rules))
@@ -160,11 +276,8 @@ func (m *Mutator) Mutate(pod *corev1.Pod, namespace string) (*corev1.Pod, []stri
 		changes = append(changes, fmt.Sprintf("%s=%s (%s)", strings.TrimPrefix(e.Path, "spec.template."), e.ValueText(), strings.Join(ids, ",")))
 	}
 	sort.Strings(changes)
-	if out.Annotations == nil {
-		out.Annotations = map[string]string{}
-	}
-	out.Annotations[MutatedAnnotation] = strings.Join(changes, "; ")
-	return out, warnings, nil
+	mu.annotation = strings.Join(changes, "; ")
+	return mu, nil
 }
 
 // workloadText is the pod as the rules read it: a Deployment whose pod

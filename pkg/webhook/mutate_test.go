@@ -141,3 +141,39 @@ func TestHandlePatches(t *testing.T) {
 		t.Errorf("undecodable pod: %+v", r)
 	}
 }
+
+// servedPod is lossyPod as the API server sends it to a webhook: with the
+// ServiceAccount admission plugin's kube-api-access volume, whose name
+// has a random suffix per pod.
+func servedPod(suffix string) *corev1.Pod {
+	p := lossyPod()
+	name := "kube-api-access-" + suffix
+	mode, expiry := int32(420), int64(3607)
+	p.Spec.Volumes = []corev1.Volume{{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		DefaultMode: &mode, Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: &expiry, Path: "token"}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+				Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+		}}}}}
+	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: name, ReadOnly: true, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"}}
+	return p
+}
+
+// BenchmarkHandle: one pod of a ReplicaSet after another, each with its
+// own kube-api-access volume name, as at a rollout.
+func BenchmarkHandle(b *testing.B) {
+	m := mutator(services{"shop": {web("shop")}})
+	const chars = "bcdfghjklmnpqrstvwxz2456789"
+	var reqs []admission.Request
+	for i := range 64 {
+		s := []byte{chars[i%27], chars[(i/27)%27], 'x', 'y', 'z'}
+		reqs = append(reqs, mustRequest(servedPod(string(s)), "shop"))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if resp := m.Handle(context.Background(), reqs[i%len(reqs)]); !resp.Allowed || len(resp.Patches) == 0 {
+			b.Fatalf("%+v", resp)
+		}
+	}
+}

@@ -1,0 +1,466 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/rollguard/rollguard/pkg/config"
+	"github.com/rollguard/rollguard/pkg/manifest"
+	"github.com/rollguard/rollguard/pkg/model"
+)
+
+// referenceHandle is Handle as it was before the cache: Mutate on a
+// Mutator without one, the result marshalled whole and diffed.
+func referenceHandle(t *testing.T, m *Mutator, req admission.Request) admission.Response {
+	t.Helper()
+	if m.CacheSize >= 0 {
+		t.Fatal("the reference must not cache")
+	}
+	var pod corev1.Pod
+	if err := decodeStrict(req.Object.Raw, &pod); err != nil {
+		return admission.Errored(400, err)
+	}
+	out, warnings, err := m.Mutate(&pod, req.Namespace)
+	if err != nil {
+		return admission.Errored(500, err)
+	}
+	if out == nil {
+		resp := admission.Allowed("")
+		resp.Warnings = warnings
+		return resp
+	}
+	raw, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	resp.Warnings = warnings
+	return resp
+}
+
+// sameResponse compares two responses: the patch as a set of operations
+// (jsonpatch orders an object's keys as Go maps iterate), all else as is.
+func sameResponse(a, b admission.Response) error {
+	ops := func(r admission.Response) []string {
+		var s []string
+		for _, p := range r.Patches {
+			s = append(s, p.Json())
+		}
+		sort.Strings(s)
+		return s
+	}
+	if !slices.Equal(ops(a), ops(b)) {
+		return fmt.Errorf("patches differ:\n%q\n%q", ops(a), ops(b))
+	}
+	a.Patches, b.Patches = nil, nil
+	if !reflect.DeepEqual(a, b) {
+		return fmt.Errorf("responses differ:\n%+v\n%+v", a, b)
+	}
+	return nil
+}
+
+// fixture is a served pod of a rule fixture and the file's Services.
+type fixture struct {
+	name string
+	pod  *corev1.Pod
+	svcs []*corev1.Service
+}
+
+// fixtures are the pods of the workloads of pkg/rules/testdata/RG1*/ and
+// RG2*/ (the Case 1 and Case 2 rules'), as the integration test makes
+// them, each with a kube-api-access volume as the API server adds.
+func fixtures(t *testing.T) []fixture {
+	t.Helper()
+	var files []string
+	for _, g := range []string{"RG1*/*.yaml", "RG2*/*.yaml"} {
+		f, err := filepath.Glob(filepath.Join("..", "rules", "testdata", g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f...)
+	}
+	if len(files) < 20 {
+		t.Fatalf("only %d fixture files", len(files))
+	}
+	var out []fixture
+	for _, path := range files {
+		res := manifest.Load([]string{path}, manifest.Options{})
+		if len(res.Errors) > 0 {
+			continue
+		}
+		md := model.Build(res.Objects, model.Options{Namespace: "shop"})
+		var svcs []*corev1.Service
+		for _, o := range res.Objects {
+			if s, ok := o.Value.(*corev1.Service); ok {
+				c := s.DeepCopy()
+				c.Namespace = "shop"
+				svcs = append(svcs, c)
+			}
+		}
+		for _, w := range md.Workloads {
+			if w.Template == nil || w.Batch {
+				continue
+			}
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: w.Name + "-", Namespace: "shop",
+				Labels: w.Template.Labels, Annotations: w.Template.Annotations}, Spec: *w.Template.Spec.DeepCopy()}
+			withToken(pod, "abcde")
+			out = append(out, fixture{name: path + " " + w.Name, pod: pod, svcs: svcs})
+		}
+	}
+	return out
+}
+
+// withToken gives a pod the ServiceAccount token volume, kube-api-access-
+// and suffix, mounted in every container.
+func withToken(pod *corev1.Pod, suffix string) {
+	name := "kube-api-access-" + suffix
+	mode, expiry := int32(420), int64(3607)
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		DefaultMode: &mode, Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: &expiry, Path: "token"}}}}}})
+	for i := range pod.Spec.Containers {
+		pod.Spec.Containers[i].VolumeMounts = append(pod.Spec.Containers[i].VolumeMounts,
+			corev1.VolumeMount{Name: name, ReadOnly: true, MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"})
+	}
+}
+
+// renamed is the pod with its token volume's suffix replaced.
+func renamed(pod *corev1.Pod, suffix string) *corev1.Pod {
+	old := tokenVolume(&pod.Spec)
+	p := pod.DeepCopy()
+	if old == "" {
+		return p
+	}
+	name := "kube-api-access-" + suffix
+	for i := range p.Spec.Volumes {
+		if p.Spec.Volumes[i].Name == old {
+			p.Spec.Volumes[i].Name = name
+		}
+	}
+	for i := range p.Spec.Containers {
+		for j := range p.Spec.Containers[i].VolumeMounts {
+			if p.Spec.Containers[i].VolumeMounts[j].Name == old {
+				p.Spec.Containers[i].VolumeMounts[j].Name = name
+			}
+		}
+	}
+	return p
+}
+
+// mustRequest is request without a test.
+func mustRequest(pod *corev1.Pod, ns string) admission.Request {
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		panic(err)
+	}
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Namespace: ns, Operation: admissionv1.Create,
+		Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Object: runtime.RawExtension{Raw: raw}}}
+}
+
+// TestCacheDifferential: over the Case 1 and Case 2 rule fixtures, the
+// cached handler answers as the handler before the cache did, at the first
+// request (a miss), at a second pod of the same ReplicaSet with another
+// token volume name (a hit), and under Mutate; and it hits.
+func TestCacheDifferential(t *testing.T) {
+	t.Parallel()
+	var mutated, hits int
+	for _, f := range fixtures(t) {
+		lister := services{"shop": f.svcs}
+		ref := mutator(lister)
+		ref.CacheSize = -1
+		cached := mutator(lister)
+		for i, suffix := range []string{"abcde", "x7k2p", "x7k2p", "99999"} {
+			pod := renamed(f.pod, suffix)
+			req := mustRequest(pod, "shop")
+			want := referenceHandle(t, ref, req)
+			got := cached.Handle(context.Background(), req)
+			if err := sameResponse(want, got); err != nil {
+				t.Errorf("%s, request %d: %v", f.name, i, err)
+			}
+			if i == 0 && len(want.Patches) > 0 {
+				mutated++
+			}
+			wantPod, wantW, wantErr := ref.Mutate(pod.DeepCopy(), "shop")
+			gotPod, gotW, gotErr := cached.Mutate(pod.DeepCopy(), "shop")
+			if !reflect.DeepEqual(wantPod, gotPod) || !slices.Equal(wantW, gotW) || (wantErr == nil) != (gotErr == nil) {
+				t.Errorf("%s, Mutate %d: %v %q %v, want %v %q %v", f.name, i, gotPod, gotW, gotErr, wantPod, wantW, wantErr)
+			}
+		}
+		h, _, _, _ := cached.CacheStats()
+		hits += int(h)
+	}
+	t.Logf("%d fixture pods mutated; %d cache hits", mutated, hits)
+	if mutated < 20 {
+		t.Errorf("only %d fixture pods mutated", mutated)
+	}
+	if hits < 3*mutated {
+		t.Errorf("only %d hits", hits)
+	}
+}
+
+// informerService is web as an informer holds it, at a resourceVersion.
+func informerService(rv string, targetPort intstr.IntOrString) *corev1.Service {
+	s := web("shop")
+	s.UID, s.ResourceVersion = "0b7e4d1c-1111-4e6a-9c71-3a5b7c9d1e00", rv
+	s.Spec.Ports[0].TargetPort = targetPort
+	return s
+}
+
+// probePort is the port of the mutated pod's readinessProbe.
+func probePort(t *testing.T, m *Mutator, pod *corev1.Pod) string {
+	t.Helper()
+	out, _, err := m.Mutate(pod.DeepCopy(), "shop")
+	if err != nil || out == nil {
+		t.Fatalf("Mutate: %v, %v", out, err)
+	}
+	p := out.Spec.Containers[0].ReadinessProbe
+	switch {
+	case p == nil:
+		return "none"
+	case p.TCPSocket != nil:
+		return p.TCPSocket.Port.String()
+	case p.HTTPGet != nil:
+		return p.HTTPGet.Port.String()
+	}
+	return "other"
+}
+
+// TestCacheServiceChange: a changed Service changes the outcome, whether
+// it is an informer's (a new resourceVersion) or a fixed object (its
+// content); so does a Service that stops selecting the pod.
+func TestCacheServiceChange(t *testing.T) {
+	t.Parallel()
+	pod := lossyPod()
+	pod.Spec.Containers[0].Ports = append(pod.Spec.Containers[0].Ports, corev1.ContainerPort{Name: "admin", ContainerPort: 9090, Protocol: corev1.ProtocolTCP})
+	withToken(pod, "abcde")
+	lister := services{"shop": {informerService("1", intstr.FromString("http"))}}
+	m := mutator(lister)
+	if got := probePort(t, m, pod); got != "http" && got != "8080" {
+		t.Fatalf("probe on %s, want http", got)
+	}
+	lister["shop"] = []*corev1.Service{informerService("2", intstr.FromString("admin"))}
+	if got := probePort(t, m, renamed(pod, "fghij")); got != "admin" && got != "9090" {
+		t.Errorf("after the Service's change: probe on %s, want admin", got)
+	}
+	plain := web("shop")
+	lister["shop"] = []*corev1.Service{plain}
+	for _, p := range []*corev1.Pod{pod, renamed(pod, "qqqqq")} {
+		if got := probePort(t, m, p); got != "http" && got != "8080" {
+			t.Errorf("probe on %s, want http", got)
+		}
+	}
+	plain.Spec.Ports[0].TargetPort = intstr.FromInt32(9090) // changed in place, no resourceVersion
+	if got := probePort(t, m, pod); got != "9090" && got != "admin" {
+		t.Errorf("after the fixed Service's change: probe on %s, want 9090", got)
+	}
+	plain.Spec.Selector = map[string]string{"app": "db"}
+	if out, _, err := m.Mutate(pod.DeepCopy(), "shop"); out != nil || err != nil {
+		t.Errorf("a Service that selects nothing: mutated (%v)", err)
+	}
+	if h, _, _, _ := m.CacheStats(); h == 0 {
+		t.Error("no hits")
+	}
+}
+
+// TestCacheSettingsChange: new Settings change the outcome at once, also
+// from the unset defaults, and back.
+func TestCacheSettingsChange(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	pod := lossyPod()
+	withToken(pod, "abcde")
+	sleep := func() int64 {
+		t.Helper()
+		out, _, err := m.Mutate(renamed(pod, "zzzzz"), "shop")
+		if err != nil || out == nil {
+			t.Fatalf("Mutate: %v, %v", out, err)
+		}
+		l := out.Spec.Containers[0].Lifecycle
+		if l == nil || l.PreStop == nil || l.PreStop.Sleep == nil {
+			t.Fatalf("no preStop sleep: %+v", l)
+		}
+		return l.PreStop.Sleep.Seconds
+	}
+	for range 2 {
+		if got := sleep(); got != 5 {
+			t.Fatalf("defaults: preStop sleep %d, want 5", got)
+		}
+	}
+	m.Settings.Store(FromConfig(&config.Config{PropagationBudget: 11 * time.Second}, 0))
+	for range 2 {
+		if got := sleep(); got != 11 {
+			t.Errorf("budget 11s: preStop sleep %d, want 11", got)
+		}
+	}
+	m.Settings.Store(FromConfig(nil, 0))
+	if got := sleep(); got != 5 {
+		t.Errorf("defaults again: preStop sleep %d, want 5", got)
+	}
+	if h, _, entries, _ := m.CacheStats(); h < 2 || entries != 1 {
+		t.Errorf("%d hits, %d entries: want the old settings' entries dropped", h, entries)
+	}
+}
+
+// TestCacheTokenElsewhere: a token volume name that also stands elsewhere
+// in the pod is not replaced by the mark, and the answers stay right.
+func TestCacheTokenElsewhere(t *testing.T) {
+	t.Parallel()
+	lister := services{"shop": {web("shop")}}
+	ref := mutator(lister)
+	ref.CacheSize = -1
+	m := mutator(lister)
+	for i, suffix := range []string{"abcde", "fghij", "abcde"} {
+		pod := lossyPod()
+		withToken(pod, suffix)
+		pod.Labels["token"] = "kube-api-access-" + suffix
+		pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "X", Value: "a kube-api-access-" + suffix}}
+		req := mustRequest(pod, "shop")
+		if err := sameResponse(referenceHandle(t, ref, req), m.Handle(context.Background(), req)); err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if h, misses, _, _ := m.CacheStats(); h != 1 || misses != 2 {
+		t.Errorf("%d hits, %d misses; want the third request only to hit", h, misses)
+	}
+	if tokenVolume(&corev1.PodSpec{Volumes: []corev1.Volume{{Name: "kube-api-access-ABCDE", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}}}}) != "" {
+		t.Error("upper case suffix taken for a token volume")
+	}
+	if !wholeValues([]byte(`{"a":"x","b":["x"],"x":1}`), "x") || wholeValues([]byte(`{"a":"xy"}`), "x") || wholeValues([]byte(`{"a":"y\"x"}`), "x") {
+		t.Error("wholeValues")
+	}
+}
+
+// TestCacheBounded: the cache holds at most its size in entries, and at
+// most its bytes.
+func TestCacheBounded(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	m.CacheSize = 3
+	for i := range 10 {
+		pod := lossyPod()
+		pod.Spec.Containers[0].Image = fmt.Sprintf("example.com/web:%d", i)
+		if out, _, err := m.Mutate(pod, "shop"); out == nil || err != nil {
+			t.Fatalf("Mutate: %v", err)
+		}
+	}
+	if _, misses, entries, _ := m.CacheStats(); entries != 3 || misses != 10 {
+		t.Errorf("%d entries, %d misses", entries, misses)
+	}
+	c := newResultCache(100, 16*1000)
+	for i := range 50 {
+		k := cacheKey{sum: [32]byte{byte(i)}}
+		if r, compute := c.get(k); r != nil || !compute {
+			t.Fatal("a new key found")
+		}
+		c.put(k, &cachedResult{size: 900})
+	}
+	if entries, bytes := c.len(); bytes > 16*1000 || entries != 17 {
+		t.Errorf("%d entries of %d bytes", entries, bytes)
+	}
+	big := cacheKey{sum: [32]byte{200}}
+	c.get(big)
+	c.put(big, &cachedResult{size: 1001})
+	if r, compute := c.get(big); r != nil || !compute {
+		t.Error("an entry over a sixteenth of the bytes was kept")
+	}
+	c.put(big, nil)
+}
+
+// TestCacheInflight: requests for a key being computed wait for it; a
+// computation that ends without a result (an error, a panic: the caller's
+// deferred put) lets the waiters compute alone, and the next request
+// computes again.
+func TestCacheInflight(t *testing.T) {
+	t.Parallel()
+	c := newResultCache(10, 1<<20)
+	k := cacheKey{sum: [32]byte{1}}
+	if _, compute := c.get(k); !compute {
+		t.Fatal("first get must compute")
+	}
+	got := make(chan *cachedResult)
+	go func() {
+		r, _ := c.get(k)
+		got <- r
+	}()
+	time.Sleep(10 * time.Millisecond)
+	func() {
+		defer func() { _ = recover() }()
+		defer c.put(k, nil)
+		panic("in the rules")
+	}()
+	if r := <-got; r != nil {
+		t.Errorf("waiter got %v", r)
+	}
+	if _, compute := c.get(k); !compute {
+		t.Fatal("after a failed computation, the next must compute")
+	}
+	want := &cachedResult{annotation: "x"}
+	go func() {
+		r, _ := c.get(k)
+		got <- r
+	}()
+	time.Sleep(10 * time.Millisecond)
+	c.put(k, want)
+	if r := <-got; r != want {
+		t.Errorf("waiter got %v", r)
+	}
+}
+
+// TestCacheConcurrent: many requests at once, of a few ReplicaSets, give
+// the reference's answers (run with -race).
+func TestCacheConcurrent(t *testing.T) {
+	t.Parallel()
+	lister := services{"shop": {web("shop")}}
+	ref := mutator(lister)
+	ref.CacheSize = -1
+	m := mutator(lister)
+	m.CacheSize = 2 // smaller than the ReplicaSets: evictions too
+	var reqs []admission.Request
+	for i := range 4 {
+		pod := lossyPod()
+		pod.Spec.Containers[0].Image = fmt.Sprintf("example.com/web:%d", i)
+		withToken(pod, "abcd"+string(rune('a'+i)))
+		reqs = append(reqs, mustRequest(pod, "shop"))
+	}
+	var wants []admission.Response
+	for _, r := range reqs {
+		wants = append(wants, referenceHandle(t, ref, r))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 16 {
+				n := (g + i) % len(reqs)
+				if err := sameResponse(wants[n], m.Handle(context.Background(), reqs[n])); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if _, _, entries, _ := m.CacheStats(); entries > 2 {
+		t.Errorf("%d entries", entries)
+	}
+}

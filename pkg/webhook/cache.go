@@ -6,12 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/rollguard/rollguard/pkg/rules"
 )
@@ -89,19 +93,28 @@ type cachedResult struct {
 	size       int
 }
 
+// cacheValue is what a resultCache holds: a *cachedResult or a
+// *cachedResponse.
+type cacheValue interface {
+	// bytes is what the value is counted for against the cache's bound.
+	bytes() int
+}
+
+func (r *cachedResult) bytes() int { return r.size }
+
 type cacheEntry struct {
 	key cacheKey
-	res *cachedResult
+	res cacheValue
 }
 
 // call is a computation in flight, which later requests for its key wait
 // for.
 type call struct {
 	done chan struct{}
-	res  *cachedResult // nil: not cacheable, or an error; the waiters compute
+	res  cacheValue // nil: not cacheable, or an error; the waiters compute
 }
 
-// resultCache is a bounded LRU of cachedResults, safe for concurrent use.
+// resultCache is a bounded LRU of cacheValues, safe for concurrent use.
 type resultCache struct {
 	maxEntries, maxBytes int
 
@@ -123,14 +136,9 @@ func newResultCache(maxEntries, maxBytes int) *resultCache {
 // get returns the cached result of k, or waits for one in flight; or, when
 // there is neither, registers the caller's computation, which it must end
 // with put.
-func (c *resultCache) get(k cacheKey) (res *cachedResult, compute bool) {
+func (c *resultCache) get(k cacheKey) (res cacheValue, compute bool) {
 	c.mu.Lock()
-	if k.settings != c.settings {
-		// New Settings: the entries of the old can never be hit again.
-		c.ll.Init()
-		clear(c.entries)
-		c.bytes, c.settings = 0, k.settings
-	}
+	c.settle(k)
 	if e, ok := c.entries[k]; ok {
 		c.ll.MoveToFront(e)
 		c.mu.Unlock()
@@ -155,7 +163,7 @@ func (c *resultCache) get(k cacheKey) (res *cachedResult, compute bool) {
 
 // put ends the computation get registered for k, with its result (nil for
 // none to keep), and stores the result when it fits.
-func (c *resultCache) put(k cacheKey, res *cachedResult) {
+func (c *resultCache) put(k cacheKey, res cacheValue) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cl, ok := c.inflight[k]; ok {
@@ -163,7 +171,46 @@ func (c *resultCache) put(k cacheKey, res *cachedResult) {
 		close(cl.done)
 		delete(c.inflight, k)
 	}
-	if res == nil || res.size > c.maxBytes/16 || k.settings != c.settings {
+	c.add(k, res)
+}
+
+// settle drops every entry when k's Settings are not the entries': none
+// made under the old can be hit again. c.mu is held.
+func (c *resultCache) settle(k cacheKey) {
+	if k.settings != c.settings {
+		c.ll.Init()
+		clear(c.entries)
+		c.bytes, c.settings = 0, k.settings
+	}
+}
+
+// lookup returns the value of k, or nil; it waits for nothing in flight.
+func (c *resultCache) lookup(k cacheKey) cacheValue {
+	c.mu.Lock()
+	c.settle(k)
+	e, ok := c.entries[k]
+	if !ok {
+		c.mu.Unlock()
+		c.misses.Add(1)
+		return nil
+	}
+	c.ll.MoveToFront(e)
+	c.mu.Unlock()
+	c.hits.Add(1)
+	return e.Value.(*cacheEntry).res
+}
+
+// store keeps res under k when it fits.
+func (c *resultCache) store(k cacheKey, res cacheValue) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.add(k, res)
+}
+
+// add keeps res under k when it fits, evicting the least recently used
+// entries as the bounds require. c.mu is held.
+func (c *resultCache) add(k cacheKey, res cacheValue) {
+	if res == nil || res.bytes() > c.maxBytes/16 || k.settings != c.settings {
 		return
 	}
 	if e, ok := c.entries[k]; ok {
@@ -171,13 +218,13 @@ func (c *resultCache) put(k cacheKey, res *cachedResult) {
 		return
 	}
 	c.entries[k] = c.ll.PushFront(&cacheEntry{key: k, res: res})
-	c.bytes += res.size
+	c.bytes += res.bytes()
 	for c.ll.Len() > c.maxEntries || c.bytes > c.maxBytes {
 		last := c.ll.Back()
 		e := last.Value.(*cacheEntry)
 		c.ll.Remove(last)
 		delete(c.entries, e.key)
-		c.bytes -= e.res.size
+		c.bytes -= e.res.bytes()
 	}
 }
 
@@ -299,18 +346,208 @@ func (m *Mutator) keyOf(pod *corev1.Pod, namespace string, selecting []*corev1.S
 		}
 	}
 	h := sha256.New()
-	field := func(b []byte) {
-		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
-	}
+	field := fielder(h)
 	field([]byte("rollguard webhook mutation v1"))
 	field([]byte(m.Namespace))
 	field([]byte(namespace))
 	field(meta)
 	field(spec)
-	for _, s := range selecting {
+	if !hashServices(field, selecting) {
+		return k, "", false
+	}
+	h.Sum(k.sum[:0])
+	k.settings, k.registry = settings, m.Registry
+	return k, token, true
+}
+
+// CacheStats reports, since the Mutator's first request, the requests
+// answered without running the rules (hits) and those that ran them
+// (misses), and the entries of its caches and their bytes now; all 0
+// without a cache.
+func (m *Mutator) CacheStats() (hits, misses uint64, entries, bytes int) {
+	c, r := m.resultCache(), m.responseCache()
+	if c == nil {
+		return 0, 0, 0, 0
+	}
+	e1, b1 := c.len()
+	e2, b2 := r.len()
+	return c.hits.Load() + r.hits.Load(), c.misses.Load(), e1 + e2, b1 + b2
+}
+
+// resultCache is the Mutator's cache of what the rules made of pods, made
+// at its first use; nil when CacheSize is negative.
+func (m *Mutator) resultCache() *resultCache {
+	m.cacheOnce.Do(func() {
+		n := m.CacheSize
+		if n < 0 {
+			return
+		}
+		if n == 0 {
+			n = DefaultCacheSize
+		}
+		m.cache, m.responses = newResultCache(n, cacheBytes), newResultCache(n, cacheBytes)
+	})
+	return m.cache
+}
+
+// responseCache is the Mutator's cache of responses to requests, made
+// with resultCache.
+func (m *Mutator) responseCache() *resultCache {
+	m.resultCache()
+	return m.responses
+}
+
+// The response cache.
+//
+// A rollout's pods reach the webhook byte for byte alike but for the
+// token volume's name, as long as the kube-controller-manager's
+// managedFields entry carries the same second. Handle keys the whole
+// response on the request's object as it came (the name replaced by
+// tokenMark, as for results), the namespace, the webhook's own, every
+// Service of the namespace (as results key the selecting ones) and the
+// Settings and Registry: everything a response is made of. So the same
+// request skips decoding, the rules, the marshalling and the diff.
+// A response is kept only when the name the key replaced is the one the
+// result cache would replace (the pod's token volume, named nowhere but
+// in its spec), and the patch names it only as whole strings; the name
+// is then put back into the patch on every hit.
+
+// cachedResponse is a response to a request, the token volume's name
+// replaced by tokenMark in its patch.
+type cachedResponse struct {
+	patched  bool   // from a diff; else admission.Allowed("")
+	patch    []byte // the operations, as JSON
+	warnings []string
+	size     int
+}
+
+func (r *cachedResponse) bytes() int { return r.size }
+
+// newCachedResponse makes the cacheable form of the response to a request
+// for pod, whose key replaced token by tokenMark; nil when it cannot be
+// kept.
+func newCachedResponse(pod *corev1.Pod, namespace string, m *Mutator, token string, resp admission.Response, patched bool) cacheValue {
+	if token != "" && token != m.tokenOf(pod, namespace) {
+		return nil
+	}
+	r := &cachedResponse{patched: patched, warnings: slices.Clone(resp.Warnings)}
+	if patched {
+		b, err := json.Marshal(resp.Patches)
+		if err != nil {
+			return nil
+		}
+		if token != "" {
+			if !wholeValues(b, token) || bytes.Contains(b, []byte(tokenMark)) {
+				return nil
+			}
+			b = bytes.ReplaceAll(b, quoted(token), quoted(tokenMark))
+		}
+		r.patch = b
+	}
+	r.size = entryOverhead + len(r.patch)
+	for _, w := range r.warnings {
+		r.size += len(w)
+		if token != "" && strings.Contains(w, token) {
+			return nil
+		}
+	}
+	return r
+}
+
+// response is the cached response made the request's own.
+func (r *cachedResponse) response(token string) admission.Response {
+	if !r.patched {
+		resp := admission.Allowed("")
+		resp.Warnings = slices.Clone(r.warnings)
+		return resp
+	}
+	b := r.patch
+	if token != "" {
+		b = bytes.ReplaceAll(b, quoted(tokenMark), quoted(token))
+	}
+	var resp admission.Response
+	if err := json.Unmarshal(b, &resp.Patches); err != nil {
+		return admission.Errored(http.StatusInternalServerError, err) // never: the JSON is json.Marshal's
+	}
+	resp.Allowed = true
+	if len(resp.Patches) > 0 {
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.PatchType = &pt
+	}
+	resp.Warnings = slices.Clone(r.warnings)
+	return resp
+}
+
+// rawToken finds the token volume's name in a request's object: the
+// value of a "name" of the form kube-api-access-xxxxx, when every
+// kube-api-access- in the object starts that one name; else "".
+func rawToken(raw []byte) string {
+	const at = `"name":"` + tokenVolumePrefix
+	i := bytes.Index(raw, []byte(at))
+	if i < 0 {
+		return ""
+	}
+	start := i + len(`"name":"`)
+	end := start + len(tokenMark)
+	if end >= len(raw) || raw[end] != '"' {
+		return ""
+	}
+	name := string(raw[start:end])
+	for _, c := range name[len(tokenVolumePrefix):] {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return ""
+		}
+	}
+	if bytes.Count(raw, []byte(tokenVolumePrefix)) != bytes.Count(raw, []byte(name)) {
+		return ""
+	}
+	return name
+}
+
+// rawKey is the response cache's key of a request: its object as it came,
+// the token volume's name (returned) replaced by tokenMark when it stands
+// only as whole strings, the namespaces, the namespace's Services, the
+// Settings and Registry.
+func (m *Mutator) rawKey(raw []byte, namespace string, svcs []*corev1.Service, settings *Settings) (k cacheKey, token string, ok bool) {
+	if bytes.Contains(raw, []byte(tokenMark)) {
+		return k, "", false
+	}
+	norm := raw
+	if token = rawToken(raw); token != "" {
+		if wholeValues(raw, token) {
+			norm = bytes.ReplaceAll(raw, quoted(token), quoted(tokenMark))
+		} else {
+			token = ""
+		}
+	}
+	h := sha256.New()
+	field := fielder(h)
+	field([]byte("rollguard webhook response v1"))
+	field([]byte(m.Namespace))
+	field([]byte(namespace))
+	field(norm)
+	if !hashServices(field, svcs) {
+		return k, "", false
+	}
+	h.Sum(k.sum[:0])
+	k.settings, k.registry = settings, m.Registry
+	return k, token, true
+}
+
+// fielder writes length-prefixed fields to h.
+func fielder(h io.Writer) func([]byte) {
+	return func(b []byte) {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+}
+
+// hashServices writes Services as keys read them: by reference when an
+// informer's (UID and resourceVersion), else whole.
+func hashServices(field func([]byte), svcs []*corev1.Service) bool {
+	for _, s := range svcs {
 		if s.UID != "" && s.ResourceVersion != "" {
 			field([]byte("ref"))
 			field([]byte(s.Namespace))
@@ -321,39 +558,20 @@ func (m *Mutator) keyOf(pod *corev1.Pod, namespace string, selecting []*corev1.S
 		}
 		b, err := json.Marshal(s)
 		if err != nil {
-			return k, "", false
+			return false
 		}
 		field([]byte("json"))
 		field(b)
 	}
-	h.Sum(k.sum[:0])
-	k.settings, k.registry = settings, m.Registry
-	return k, token, true
+	return true
 }
 
-// CacheStats reports the result cache's hits and misses since the
-// Mutator's first request, and its entries and their bytes now; all 0
-// without a cache.
-func (m *Mutator) CacheStats() (hits, misses uint64, entries, bytes int) {
-	c := m.resultCache()
-	if c == nil {
-		return 0, 0, 0, 0
+// tokenOf is the name of the pod's token volume that keyOf replaces by
+// tokenMark, or "".
+func (m *Mutator) tokenOf(pod *corev1.Pod, namespace string) string {
+	_, token, ok := m.keyOf(pod, namespace, nil, nil)
+	if !ok {
+		return ""
 	}
-	entries, bytes = c.len()
-	return c.hits.Load(), c.misses.Load(), entries, bytes
-}
-
-// resultCache is the Mutator's cache, made at its first use; nil when
-// CacheSize is negative.
-func (m *Mutator) resultCache() *resultCache {
-	m.cacheOnce.Do(func() {
-		switch {
-		case m.CacheSize < 0:
-		case m.CacheSize == 0:
-			m.cache = newResultCache(DefaultCacheSize, cacheBytes)
-		default:
-			m.cache = newResultCache(m.CacheSize, cacheBytes)
-		}
-	})
-	return m.cache
+	return token
 }

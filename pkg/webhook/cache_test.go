@@ -391,7 +391,7 @@ func TestCacheInflight(t *testing.T) {
 	if _, compute := c.get(k); !compute {
 		t.Fatal("first get must compute")
 	}
-	got := make(chan *cachedResult)
+	got := make(chan cacheValue)
 	go func() {
 		r, _ := c.get(k)
 		got <- r
@@ -460,7 +460,56 @@ func TestCacheConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if _, _, entries, _ := m.CacheStats(); entries > 2 {
+	if _, _, entries, _ := m.CacheStats(); entries > 2*2 { // results and responses
 		t.Errorf("%d entries", entries)
+	}
+}
+
+// TestCacheResponsesInvalidate: the same request, under Services and
+// Settings changing in every way TestCacheServiceChange and
+// TestCacheSettingsChange change them, is answered as the handler without
+// a cache answers it, each time, and the repeated request hits.
+func TestCacheResponsesInvalidate(t *testing.T) {
+	t.Parallel()
+	pod := lossyPod()
+	pod.Spec.Containers[0].Ports = append(pod.Spec.Containers[0].Ports, corev1.ContainerPort{Name: "admin", ContainerPort: 9090, Protocol: corev1.ProtocolTCP})
+	withToken(pod, "abcde")
+	lister := services{}
+	cur := &Current{}
+	ref := mutator(lister)
+	ref.CacheSize, ref.Settings = -1, cur
+	m := mutator(lister)
+	m.Settings = cur
+	plain := web("shop")
+	steps := []func(){
+		func() { lister["shop"] = []*corev1.Service{informerService("1", intstr.FromString("http"))} },
+		func() { lister["shop"] = []*corev1.Service{informerService("2", intstr.FromString("admin"))} },
+		func() { lister["shop"] = []*corev1.Service{plain} },
+		func() { plain.Spec.Ports[0].TargetPort = intstr.FromInt32(9090) },
+		func() { cur.Store(FromConfig(&config.Config{PropagationBudget: 11 * time.Second}, 0)) },
+		func() { plain.Spec.Selector = map[string]string{"app": "db"} },
+		func() { lister["shop"] = append(lister["shop"], informerService("3", intstr.FromString("http"))) },
+		func() { cur.Store(FromConfig(nil, 0)) },
+	}
+	var patches []string
+	for i, step := range steps {
+		step()
+		for _, suffix := range []string{"fghij", "klmno"} {
+			req := mustRequest(renamed(pod, suffix), "shop")
+			want := referenceHandle(t, ref, req)
+			if err := sameResponse(want, m.Handle(context.Background(), req)); err != nil {
+				t.Errorf("step %d: %v", i, err)
+			}
+			if suffix == "fghij" {
+				b, _ := json.Marshal(want.Patches)
+				patches = append(patches, string(b))
+			}
+		}
+	}
+	if len(slices.Compact(slices.Clone(patches))) < 5 {
+		t.Errorf("the steps should change the answer: %q", patches)
+	}
+	if h, _, _, _ := m.CacheStats(); h < uint64(len(steps)) {
+		t.Errorf("%d hits", h)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,7 +47,8 @@ type Mutator struct {
 	CacheSize int
 
 	cacheOnce sync.Once
-	cache     *resultCache
+	cache     *resultCache // what the rules made of pods
+	responses *resultCache // the responses to requests
 }
 
 // Handle mutates a Pod at CREATE: see Mutate.
@@ -54,15 +56,37 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
 		return admission.Allowed("rollguard mutates Pods at CREATE only")
 	}
+	stored := m.stored()
+	ns := req.Namespace
+	// The response of a request whose object is, byte for byte, one seen
+	// before (but for the token volume's name), in a namespace whose
+	// Services are as they were: see cache.go.
+	var (
+		svcs    []*corev1.Service
+		listed  bool
+		rk      cacheKey
+		rtoken  string
+		keyed   bool
+		answers = m.responseCache()
+	)
+	if answers != nil && ns != "" && !Excluded(ns, m.Namespace) {
+		if list, err := m.Lister.Services(ns); err == nil {
+			svcs, listed = sortedServices(list), true
+			if rk, rtoken, keyed = m.rawKey(req.Object.Raw, ns, svcs, stored); keyed {
+				if r := answers.lookup(rk); r != nil {
+					return r.(*cachedResponse).response(rtoken)
+				}
+			}
+		}
+	}
 	var pod corev1.Pod
 	if err := decodeStrict(req.Object.Raw, &pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("rollguard: decoding the Pod of %s/%s: %w", req.Namespace, req.Name, err))
 	}
-	ns := req.Namespace
 	if ns == "" {
 		ns = pod.Namespace
 	}
-	mu, err := m.mutation(&pod, ns)
+	mu, err := m.mutation(&pod, ns, svcs, listed, stored)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
@@ -70,6 +94,9 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 		resp := admission.Allowed("")
 		if mu != nil {
 			resp.Warnings = mu.warnings
+		}
+		if keyed {
+			answers.store(rk, newCachedResponse(&pod, ns, m, rtoken, resp, false))
 		}
 		return resp
 	}
@@ -79,6 +106,9 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 	}
 	resp := admission.PatchResponseFromRaw(req.Object.Raw, raw)
 	resp.Warnings = mu.warnings
+	if keyed && resp.Result == nil {
+		answers.store(rk, newCachedResponse(&pod, ns, m, rtoken, resp, true))
+	}
 	return resp
 }
 
@@ -115,7 +145,7 @@ func caseRules(reg *rules.Registry) map[*rules.Rule]bool {
 // rules find nothing on (a pod already mutated, so reinvocation changes
 // nothing). The warnings name what the rules found and could not fix.
 func (m *Mutator) Mutate(pod *corev1.Pod, namespace string) (*corev1.Pod, []string, error) {
-	mu, err := m.mutation(pod, namespace)
+	mu, err := m.mutation(pod, namespace, nil, false, m.stored())
 	if err != nil || mu == nil {
 		return nil, nil, err
 	}
@@ -176,16 +206,37 @@ func (mu *mutation) podJSON(pod *corev1.Pod) ([]byte, error) {
 	}{pod.TypeMeta, meta, spec, pod.Status})
 }
 
+// stored is the Settings in force, nil when none were stored (the
+// defaults, which are always the same, are then in force).
+func (m *Mutator) stored() *Settings {
+	if m.Settings == nil {
+		return nil
+	}
+	return m.Settings.p.Load()
+}
+
+// sortedServices is a copy of svcs in the order of their names: the order
+// the rules read them in, whatever order the Lister gives.
+func sortedServices(svcs []*corev1.Service) []*corev1.Service {
+	out := slices.Clone(svcs)
+	slices.SortStableFunc(out, func(a, b *corev1.Service) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
 // mutation finds what the rules make of a pod in a namespace, through the
 // cache when there is one; nil when the pod is out of reach, opted out,
-// or selected by no Service.
-func (m *Mutator) mutation(pod *corev1.Pod, namespace string) (*mutation, error) {
+// or selected by no Service. svcs are the namespace's Services when
+// listed (sorted), stored the Settings in force (see stored).
+func (m *Mutator) mutation(pod *corev1.Pod, namespace string, svcs []*corev1.Service, listed bool, stored *Settings) (*mutation, error) {
 	if Excluded(namespace, m.Namespace) || pod.Annotations[InjectAnnotation] == "disabled" {
 		return nil, nil
 	}
-	svcs, err := m.Lister.Services(namespace)
-	if err != nil {
-		return nil, fmt.Errorf("rollguard: listing the Services of namespace %s from the cache: %w", namespace, err)
+	if !listed {
+		list, err := m.Lister.Services(namespace)
+		if err != nil {
+			return nil, fmt.Errorf("rollguard: listing the Services of namespace %s from the cache: %w", namespace, err)
+		}
+		svcs = sortedServices(list)
 	}
 	var selecting []*corev1.Service
 	for _, s := range svcs {
@@ -195,12 +246,6 @@ func (m *Mutator) mutation(pod *corev1.Pod, namespace string) (*mutation, error)
 	}
 	if len(selecting) == 0 {
 		return nil, nil
-	}
-	// The Settings in force, once for the whole request; stored is nil
-	// when none were stored, and the defaults then are always the same.
-	var stored *Settings
-	if m.Settings != nil {
-		stored = m.Settings.p.Load()
 	}
 	st := stored
 	if st == nil {
@@ -215,14 +260,20 @@ func (m *Mutator) mutation(pod *corev1.Pod, namespace string) (*mutation, error)
 		return m.compute(pod, namespace, selecting, st)
 	}
 	if r, compute := c.get(k); r != nil {
-		return r.mutation(token), nil
+		return r.(*cachedResult).mutation(token), nil
 	} else if !compute {
 		return m.compute(pod, namespace, selecting, st)
 	}
 	// put ends the computation whatever happens, also a panic, so that no
 	// request waits for it forever.
 	var r *cachedResult
-	defer func() { c.put(k, r) }()
+	defer func() {
+		if r == nil {
+			c.put(k, nil)
+		} else {
+			c.put(k, r)
+		}
+	}()
 	mu, err := m.compute(pod, namespace, selecting, st)
 	if err != nil {
 		return nil, err

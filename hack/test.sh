@@ -35,6 +35,6 @@ if [ "$(id -u)" != 0 ]; then
   echo "the e2e tier needs root (it runs a cluster in network namespaces): run hack/test.sh as root" >&2
   exit 1
 fi
-go test -count=1 -tags e2e -timeout 30m ./test/e2e/
+go test -count=1 -tags e2e -timeout 45m ./test/e2e/
 
 echo "--- all tiers passed in $(( $(date +%s) - start ))s"

@@ -81,6 +81,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	cfg.Dial = netns.Dialer("rgnode1") // the API server is only reachable inside the nodes' network
+	// Bursts of pod creations (the webhook tests) need more than
+	// client-go's default 5 requests a second.
+	cfg.QPS, cfg.Burst = 100, 200
 	if clientset, err = kubernetes.NewForConfig(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -152,7 +155,10 @@ type app struct {
 	readiness bool
 }
 
-func deploy(t *testing.T, name string, a app) {
+func deploy(t *testing.T, name string, a app) { t.Helper(); deployIn(t, "default", name, a) }
+
+// deployIn is deploy in a namespace.
+func deployIn(t *testing.T, ns, name string, a app) {
 	t.Helper()
 	ctx := context.Background()
 	labels := map[string]string{"app": name}
@@ -170,7 +176,7 @@ func deploy(t *testing.T, name string, a app) {
 	}
 	replicas := int32(2)
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -183,29 +189,34 @@ func deploy(t *testing.T, name string, a app) {
 			},
 		},
 	}
-	if _, err := clientset.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+	if _, err := clientset.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.ServiceSpec{Selector: labels,
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	}
-	if _, err := clientset.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	if _, err := clientset.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = clientset.AppsV1().Deployments("default").Delete(ctx, name, metav1.DeleteOptions{})
-		_ = clientset.CoreV1().Services("default").Delete(ctx, name, metav1.DeleteOptions{})
+		_ = clientset.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{})
+		_ = clientset.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	})
-	waitRolledOut(t, name, 90*time.Second)
+	waitRolledOutIn(t, ns, name, 90*time.Second)
 }
 
 func waitRolledOut(t *testing.T, name string, timeout time.Duration) {
 	t.Helper()
+	waitRolledOutIn(t, "default", name, timeout)
+}
+
+func waitRolledOutIn(t *testing.T, ns, name string, timeout time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		d, err := clientset.AppsV1().Deployments("default").Get(context.Background(), name, metav1.GetOptions{})
+		d, err := clientset.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
 		if err == nil && d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == *d.Spec.Replicas &&
 			d.Status.AvailableReplicas == *d.Spec.Replicas && d.Status.Replicas == *d.Spec.Replicas {
 			return

@@ -67,7 +67,13 @@ func verifyCmdAs(kc string, args ...string) *exec.Cmd {
 // a second to the Service, until stop is closed.
 func independent(t *testing.T, name string, rate float64, stop <-chan struct{}) func() *traffic.Summary {
 	t.Helper()
-	svc, err := clientset.CoreV1().Services("default").Get(context.Background(), name, metav1.GetOptions{})
+	return independentIn(t, "default", name, rate, stop)
+}
+
+// independentIn is independent for a Service in a namespace.
+func independentIn(t *testing.T, ns, name string, rate float64, stop <-chan struct{}) func() *traffic.Summary {
+	t.Helper()
+	svc, err := clientset.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +98,14 @@ func independent(t *testing.T, name string, rate float64, stop <-chan struct{}) 
 
 // waitServing waits until one second of requests from each node to the
 // Service all succeed.
-func waitServing(t *testing.T, name string) {
+func waitServing(t *testing.T, name string) { t.Helper(); waitServingIn(t, "default", name) }
+
+func waitServingIn(t *testing.T, ns, name string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		stop := make(chan struct{})
-		wait := independent(t, name, 40, stop)
+		wait := independentIn(t, ns, name, 40, stop)
 		time.Sleep(time.Second)
 		close(stop)
 		if s := wait(); s.Total > 0 && s.Failed() == 0 {

@@ -256,9 +256,11 @@ func (r result) max() time.Duration {
 	return r.lat[len(r.lat)-1]
 }
 
+// cpuPerRequest is the server's CPU time per request, negative when it
+// could not be read.
 func (r result) cpuPerRequest() time.Duration {
-	if r.n == 0 {
-		return 0
+	if r.n == 0 || r.cpu < 0 {
+		return -1
 	}
 	return r.cpu / time.Duration(r.n)
 }
@@ -310,11 +312,14 @@ func attack(client *http.Client, base, path string, bodies *bodies, rate int, d 
 		}
 	}
 	if cpuURL != "" {
-		c, err := readCPU(client, cpuURL)
-		if err != nil {
-			return result{}, err
+		// An overloaded server may still be working off the requests the
+		// client gave up on: wait longer for its figure, or go without.
+		slow := &http.Client{Transport: client.Transport, Timeout: 60 * time.Second}
+		if c, err := readCPU(slow, cpuURL); err == nil {
+			r.cpu = c - cpu0
+		} else {
+			r.cpu = -1
 		}
-		r.cpu = c - cpu0
 	}
 	for i := range n {
 		if errs[i] != "" {

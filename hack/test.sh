@@ -2,7 +2,7 @@
 # Runs every test tier rollguard has, installing what the tiers need first
 # (Go tools and Kubernetes binaries into .cache, git-ignored; Debian packages
 # with hack/deps.sh): static checks, unit tests (the lab's included, with a
-# browser test of its report), a short fuzz run of the manifest loader, the
+# browser test of its report), a short fuzz run of the manifest loader and the webhook, the
 # integration tier against a real kube-apiserver and etcd, and the e2e tier
 # against a real two-node cluster (root). This is the command README.md
 # gives and .ci/run calls.
@@ -26,6 +26,10 @@ echo "--- fuzz: FuzzDecode for ${FUZZTIME:-20s}"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "${FUZZTIME:-20s}" ./pkg/manifest
 echo "--- fuzz: FuzzFastParse for ${FUZZTIME:-20s}"
 go test -run '^$' -fuzz '^FuzzFastParse$' -fuzztime "${FUZZTIME:-20s}" ./pkg/manifest
+echo "--- fuzz: FuzzMutate for ${FUZZTIME:-20s}"
+go test -run '^$' -fuzz '^FuzzMutate$' -fuzztime "${FUZZTIME:-20s}" ./pkg/webhook
+echo "--- fuzz: FuzzAdmissionReview for ${FUZZTIME:-20s}"
+go test -run '^$' -fuzz '^FuzzAdmissionReview$' -fuzztime "${FUZZTIME:-20s}" ./pkg/webhook
 
 echo "--- integration: a real kube-apiserver and etcd"
 KUBE_BIN=$(hack/kube.sh kube-apiserver) go test -count=1 -tags integration ./test/integration/

@@ -701,3 +701,14 @@ func TestChartKustomizeBase(t *testing.T) {
 		t.Errorf("audit %s: exit %d, stderr %q, findings %v", webhookBase, code, stderr, r.found())
 	}
 }
+
+// TestChartSingleReplicaHasNoPDB: with one replica a PodDisruptionBudget
+// of minAvailable 1 would block every drain of its node: none is rendered.
+func TestChartSingleReplicaHasNoPDB(t *testing.T) {
+	t.Parallel()
+	objs := helmTemplate(t, "rollguard", "rollguard-system", "replicas=1")
+	var pdb policyv1.PodDisruptionBudget
+	if objs.get(t, "PodDisruptionBudget", "rollguard", &pdb) {
+		t.Errorf("a PodDisruptionBudget with one replica: %s", asJSON(pdb.Spec))
+	}
+}

@@ -41,7 +41,7 @@ func newMeasureCommand(s Streams) *cobra.Command {
 		Use:   "measure",
 		Short: "Measure how long each node takes to apply an endpoint change, and the preStop delay that covers it",
 		Long: `Measure finds the propagation budget from the cluster itself instead of a guess. In a namespace
-of its own (-n, created and deleted; an existing one with --keep-namespace) it deploys a canary
+of its own (-n, created and deleted; an existing one with --keep-namespace, left in place) it deploys a canary
 Deployment of --canaries pods behind a Service, and one prober pod per node that sends new
 connections to the Service's ClusterIP through that node's kube-proxy, --rate a second, each
 request naming its node. Then it deletes one canary at a time, --samples times:
@@ -89,7 +89,7 @@ Ctrl-C (after the partial figures).`,
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
 	fs.StringVarP(&f.namespace, "namespace", "n", DefaultMeasureNamespace, "namespace to measure in: created and deleted, unless --keep-namespace")
-	fs.BoolVar(&f.keepNamespace, "keep-namespace", false, "use the namespace if it exists and leave it in place (only what measure created is removed)")
+	fs.BoolVar(&f.keepNamespace, "keep-namespace", false, "measure in an existing namespace and leave it in place (only what measure created there is removed)")
 	fs.StringVar(&f.from, "from", "all-nodes", "nodes to probe from: all-nodes, or node names separated by commas")
 	fs.StringVar(&f.image, "image", "", "the canaries' and probers' image (default "+ImageRepository+":VERSION of this release)")
 	fs.IntVar(&f.samples, "samples", 10, "canary deletions to measure, one at a time")

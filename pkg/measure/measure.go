@@ -57,9 +57,10 @@ const (
 type Options struct {
 	Config    *rest.Config
 	Namespace string
-	// KeepNamespace uses Namespace if it exists (creating it otherwise)
-	// and leaves it in place; without it, measure creates Namespace, which
-	// must not exist, and deletes it at the end.
+	// KeepNamespace uses Namespace, which must exist, and leaves it in
+	// place; without it, measure creates Namespace, which must not exist,
+	// and deletes it at the end. Only a namespace measure created carries
+	// its labels, so only such a one is ever deleted.
 	KeepNamespace bool
 	Image         string
 	// Nodes to probe from; empty means every ready node.
@@ -223,12 +224,14 @@ func (r *run) namespace(ctx context.Context) (created bool, err error) {
 		return false, nil
 	case !apierrors.IsNotFound(err):
 		return false, roles.APIError(err, "get namespaces", "")
+	case o.KeepNamespace:
+		return false, &InputError{Err: fmt.Errorf("namespace %s does not exist: --keep-namespace measures in an existing namespace and leaves it; create it first, or drop --keep-namespace to let measure create and delete one", o.Namespace)}
 	}
 	ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Namespace, Labels: map[string]string{ManagedByLabel: ManagedBy, RunLabel: r.id}}}
 	if _, err := r.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		return false, roles.APIError(err, "create namespaces", "")
 	}
-	return !o.KeepNamespace, nil
+	return true, nil
 }
 
 func (r *run) labels(role string) map[string]string {

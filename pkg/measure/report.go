@@ -165,13 +165,14 @@ func (r *Report) finish() {
 func Recommend(nodes []NodeStats, hold time.Duration) (time.Duration, string) {
 	var worst time.Duration
 	var at string
+	samples := 0
 	censored := false
 	measured := false
 	for _, n := range nodes {
 		if n.Removal.Count > 0 {
 			measured = true
 			if n.Removal.P99 > worst || at == "" {
-				worst, at = n.Removal.P99, n.Node
+				worst, at, samples = n.Removal.P99, n.Node, n.Removal.Count
 			}
 		}
 		censored = censored || n.Removal.Censored > 0
@@ -183,7 +184,12 @@ func Recommend(nodes []NodeStats, hold time.Duration) (time.Duration, string) {
 		return 0, "no removal was measured"
 	}
 	d := ceilSecond(time.Duration(float64(max(worst, 0)) * Safety))
-	return max(d, time.Second), fmt.Sprintf("max over nodes of p99 removal (%s, node %s) x %g, rounded up to the second (at least 1s)", worst.Round(time.Millisecond), at, Safety)
+	of := fmt.Sprintf("%d samples", samples)
+	if samples < 100 {
+		of += ": with fewer than 100, p99 is the largest" // nearest rank
+	}
+	return max(d, time.Second), fmt.Sprintf("max over nodes of p99 removal (%s, node %s, %s) x %g, rounded up to the second (at least 1s)",
+		worst.Round(time.Millisecond), at, of, Safety)
 }
 
 func ceilSecond(d time.Duration) time.Duration {

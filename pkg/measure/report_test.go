@@ -46,7 +46,7 @@ func TestRecommend(t *testing.T) {
 		want  time.Duration
 		says  string
 	}{
-		{"slowest node rules", []NodeStats{node("a", ms(600), 0), node("b", ms(4100), 0)}, 7 * time.Second, "4.1s, node b) x 1.5"},
+		{"slowest node rules", []NodeStats{node("a", ms(600), 0), node("b", ms(4100), 0)}, 7 * time.Second, "4.1s, node b, 5 samples: with fewer than 100, p99 is the largest) x 1.5"},
 		{"exact seconds stay", []NodeStats{node("a", 2*time.Second, 0)}, 3 * time.Second, "node a"},
 		{"at least a second", []NodeStats{node("a", ms(100), 0)}, time.Second, "at least 1s"},
 		{"negative is nothing", []NodeStats{node("a", ms(-300), 0)}, time.Second, "node a"},

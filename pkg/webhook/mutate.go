@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -81,14 +80,14 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 	}
 	var pod corev1.Pod
 	if err := decodeStrict(req.Object.Raw, &pod); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("rollguard: decoding the Pod of %s/%s: %w", req.Namespace, req.Name, err))
+		return failOpen(fmt.Errorf("decoding the Pod of %s/%s: %w", req.Namespace, req.Name, err))
 	}
 	if ns == "" {
 		ns = pod.Namespace
 	}
 	mu, err := m.mutation(&pod, ns, svcs, listed, stored)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+		return failOpen(err)
 	}
 	if mu == nil || !mu.changed {
 		resp := admission.Allowed("")
@@ -102,7 +101,7 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 	}
 	raw, err := mu.podJSON(&pod)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+		return failOpen(err)
 	}
 	resp := admission.PatchResponseFromRaw(req.Object.Raw, raw)
 	resp.Warnings = mu.warnings
@@ -228,7 +227,7 @@ func sortedServices(svcs []*corev1.Service) []*corev1.Service {
 // or selected by no Service. svcs are the namespace's Services when
 // listed (sorted), stored the Settings in force (see stored).
 func (m *Mutator) mutation(pod *corev1.Pod, namespace string, svcs []*corev1.Service, listed bool, stored *Settings) (*mutation, error) {
-	if Excluded(namespace, m.Namespace) || pod.Annotations[InjectAnnotation] == "disabled" {
+	if Excluded(namespace, m.Namespace) || pod.Annotations[InjectAnnotation] == "disabled" || notRolled(pod) {
 		return nil, nil
 	}
 	if !listed {

@@ -137,7 +137,10 @@ func TestHandlePatches(t *testing.T) {
 	t.Logf("patch: %v", paths)
 	bad := request(t, lossyPod(), "shop")
 	bad.Object.Raw = []byte(`{"spec": 1}`)
-	if r := m.Handle(context.Background(), bad); r.Allowed || r.Result == nil || r.Result.Code != 400 {
+	// The handler's own failure never refuses a pod: allowed, unpatched,
+	// with a warning and the error prefix the metrics count.
+	if r := m.Handle(context.Background(), bad); !r.Allowed || len(r.Patches) > 0 || r.Result == nil ||
+		!strings.HasPrefix(r.Result.Message, ErrorPrefix) || len(r.Warnings) != 1 {
 		t.Errorf("undecodable pod: %+v", r)
 	}
 }
@@ -175,5 +178,30 @@ func BenchmarkHandle(b *testing.B) {
 		if resp := m.Handle(context.Background(), reqs[i%len(reqs)]); !resp.Allowed || len(resp.Patches) == 0 {
 			b.Fatalf("%+v", resp)
 		}
+	}
+}
+
+// TestMutateLeavesNonRolledPods: a Job's pod, a pod that is not restarted
+// and a static pod's mirror keep their spec, whatever selects them.
+func TestMutateLeavesNonRolledPods(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	job := lossyPod()
+	job.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "train", UID: "u"}}
+	never := lossyPod()
+	never.Spec.RestartPolicy = corev1.RestartPolicyNever
+	onFailure := lossyPod()
+	onFailure.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	mirror := lossyPod()
+	mirror.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "abc"}
+	rs := lossyPod()
+	rs.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d4b9c", UID: "u"}}
+	for name, p := range map[string]*corev1.Pod{"job": job, "Never": never, "OnFailure": onFailure, "mirror": mirror} {
+		if out, _, err := m.Mutate(p, "shop"); out != nil || err != nil {
+			t.Errorf("%s: mutated (%v)", name, err)
+		}
+	}
+	if out, _, err := m.Mutate(rs, "shop"); out == nil || err != nil {
+		t.Errorf("a ReplicaSet's pod was not mutated (%v)", err)
 	}
 }

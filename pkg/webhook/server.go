@@ -143,7 +143,7 @@ func (c counted) Handle(ctx context.Context, req admission.Request) admission.Re
 	resp := c.h.Handle(ctx, req)
 	outcome := "allowed"
 	switch {
-	case resp.Result != nil && resp.Result.Code >= 400 && resp.Result.Code != http.StatusForbidden:
+	case resp.Result != nil && strings.HasPrefix(resp.Result.Message, ErrorPrefix):
 		outcome = "error"
 	case !resp.Allowed:
 		outcome = "denied"
@@ -195,7 +195,11 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	if err != nil {
 		return fmt.Errorf("reading the API server's version: %w", err)
 	}
-	minor, _ := strconv.Atoi(strings.TrimRight(v.Minor, "+"))
+	serverMinor, _ := strconv.Atoi(strings.TrimRight(v.Minor, "+"))
+	// A kubelet may be up to three minor versions older than the API
+	// server (the version skew policy), and the native sleep is a
+	// kubelet's feature: judge by the oldest kubelet allowed.
+	minor := max(serverMinor-3, 0)
 	cur := &Current{}
 	cur.Store(FromConfig(nil, minor))
 
@@ -226,8 +230,15 @@ func Serve(ctx context.Context, o ServerOptions) error {
 			o.Log.Info("configuration loaded", "configmap", o.Namespace+"/"+o.ConfigMap, "propagationBudget", c.PropagationBudget.String())
 		}
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    load,
-			UpdateFunc: func(_, obj any) { load(obj) },
+			AddFunc: load,
+			UpdateFunc: func(old, obj any) {
+				// A resync repeats the object: only a new version is a change
+				// (a new Settings would empty the caches).
+				if o, ok := old.(*corev1.ConfigMap); ok && obj.(*corev1.ConfigMap).ResourceVersion == o.ResourceVersion {
+					return
+				}
+				load(obj)
+			},
 			DeleteFunc: func(any) {
 				cur.Store(FromConfig(nil, minor))
 				reloads.WithLabelValues("ok").Inc()
@@ -300,7 +311,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		return errors.Join(ctx.Err(), errors.New("the informer caches did not sync"))
 	}
 	cachesSynced.Store(true)
-	o.Log.Info("caches synced", "kubernetesMinor", minor)
+	o.Log.Info("caches synced", "apiServerMinor", serverMinor, "oldestKubeletMinor", minor)
 	if o.Ready != nil {
 		go func() {
 			for ctx.Err() == nil {

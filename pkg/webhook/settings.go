@@ -6,13 +6,18 @@
 // on Deployments, StatefulSets, DaemonSets and Argo Rollouts as admission
 // warnings, or denials for the rules configured to deny. Both act only in
 // namespaces labelled rollguard.io/inject=enabled (the webhook
-// configurations' selectors say so, and the handlers check again), never
-// in kube-system, kube-public, kube-node-lease or the webhook's own.
+// configurations' selectors say so), never in kube-system, kube-public,
+// kube-node-lease or the webhook's own (the selectors exclude them by
+// name, and the handlers check again).
 package webhook
 
 import (
 	"slices"
+	"strings"
 	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/rollguard/rollguard/pkg/config"
 	"github.com/rollguard/rollguard/pkg/model"
@@ -37,6 +42,36 @@ var systemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
 // system namespace, or the webhook's own (own; empty for none).
 func Excluded(namespace, own string) bool {
 	return slices.Contains(systemNamespaces, namespace) || (own != "" && namespace == own)
+}
+
+// ErrorPrefix starts the message of a response given after the handler's
+// own failure: the request is allowed (never refused for rollguard's
+// sake, whatever the failurePolicy), with a warning, and counted as an
+// error.
+const ErrorPrefix = "rollguard could not check this: "
+
+// failOpen allows a request the handler could not process, saying why.
+func failOpen(err error) admission.Response {
+	r := admission.Allowed(ErrorPrefix + err.Error())
+	r.Warnings = []string{clip(ErrorPrefix+err.Error(), maxWarning)}
+	return r
+}
+
+// notRolled reports whether a pod is none that a rollout replaces behind a
+// Service: a Job's pod (a readinessProbe on the Service's port would keep
+// the workers that do not listen out of its endpoints), a pod that is not
+// restarted (restartPolicy Never or OnFailure), or a static pod's mirror.
+func notRolled(pod *corev1.Pod) bool {
+	for _, o := range pod.OwnerReferences {
+		if o.Kind == "Job" && strings.HasPrefix(o.APIVersion, "batch/") {
+			return true
+		}
+	}
+	if p := pod.Spec.RestartPolicy; p != "" && p != corev1.RestartPolicyAlways {
+		return true
+	}
+	_, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]
+	return mirror
 }
 
 // Settings are what the handlers measure and decide with: the rule

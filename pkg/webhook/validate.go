@@ -1,9 +1,10 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"unicode/utf8"
 
@@ -37,9 +38,11 @@ type Validator struct {
 	Mutating bool
 }
 
-// Handle judges a workload at CREATE or UPDATE: its findings (warning and
-// error severity) are admission warnings; a finding of a rule configured
-// to deny refuses it, with the rule's fix.
+// Handle judges a workload at CREATE, or at an UPDATE of its spec: its
+// findings (warning and error severity) are admission warnings; a finding
+// of a rule configured to deny refuses it, with the rule's fix. A workload
+// being deleted, or an update of its metadata or scale only, is let
+// through untouched; so is anything the handler fails on (failOpen).
 func (v *Validator) Handle(_ context.Context, req admission.Request) admission.Response {
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update || req.SubResource != "" {
 		return admission.Allowed("")
@@ -51,11 +54,17 @@ func (v *Validator) Handle(_ context.Context, req admission.Request) admission.R
 	if Excluded(req.Namespace, v.Namespace) {
 		return admission.Allowed("")
 	}
+	if req.Operation == admissionv1.Update && !specChanged(req.OldObject.Raw, req.Object.Raw) {
+		// Labels, annotations, a scale, finalizers (the garbage collector's
+		// patch during a foreground deletion): nothing the rules read, and
+		// nothing a denial may block.
+		return admission.Allowed("")
+	}
 	name := fmt.Sprintf("%s %s/%s", req.Kind.Kind, req.Namespace, req.Name)
 	res := &manifest.Result{}
 	manifest.Decode(name, req.Object.Raw, res)
 	if len(res.Errors) > 0 || len(res.Objects) != 1 {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("rollguard: decoding %s: %v", name, res.Errors))
+		return failOpen(fmt.Errorf("decoding %s: %v", name, res.Errors))
 	}
 	obj := res.Objects[0]
 	if obj.Namespace == "" {
@@ -63,7 +72,7 @@ func (v *Validator) Handle(_ context.Context, req admission.Request) admission.R
 	}
 	warnings, denials, err := v.Judge(obj)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+		return failOpen(err)
 	}
 	if len(denials) > 0 {
 		resp := admission.Denied(strings.Join(denials, "; "))
@@ -122,6 +131,35 @@ func (v *Validator) Judge(obj *manifest.Object) (warnings, denials []string, err
 		warnings = append(warnings, clip(head+f.Message, maxWarning-len(tail))+tail)
 	}
 	return warnings, denials, nil
+}
+
+// specChanged reports whether an update changes the object's spec (a
+// replica count aside) and leaves it not being deleted: only such an
+// update is judged. An object that cannot be read counts as changed.
+func specChanged(oldRaw, newRaw []byte) bool {
+	var o, n struct {
+		Metadata struct {
+			DeletionTimestamp *string `json:"deletionTimestamp"`
+		} `json:"metadata"`
+		Spec map[string]json.RawMessage `json:"spec"`
+	}
+	if json.Unmarshal(oldRaw, &o) != nil || json.Unmarshal(newRaw, &n) != nil {
+		return true
+	}
+	if n.Metadata.DeletionTimestamp != nil {
+		return false
+	}
+	delete(o.Spec, "replicas")
+	delete(n.Spec, "replicas")
+	if len(o.Spec) != len(n.Spec) {
+		return true
+	}
+	for k, v := range n.Spec {
+		if !bytes.Equal(bytes.TrimSpace(o.Spec[k]), bytes.TrimSpace(v)) {
+			return true
+		}
+	}
+	return false
 }
 
 // clip cuts s to n runes, ending it with "...".

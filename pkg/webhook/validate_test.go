@@ -92,8 +92,8 @@ func TestValidateLeavesAlone(t *testing.T) {
 		t.Errorf("a ReplicaSet: %+v", resp)
 	}
 	bad := workloadRequest("shop", `{"apiVersion":"apps/v1","kind":"Deployment","spec":{"replicas":"x"}}`, admissionv1.Create)
-	if resp := v.Handle(context.Background(), bad); resp.Allowed || resp.Result.Code != 400 {
-		t.Errorf("an undecodable Deployment: %+v", resp.Result)
+	if resp := v.Handle(context.Background(), bad); !resp.Allowed || !strings.HasPrefix(resp.Result.Message, ErrorPrefix) || len(resp.Warnings) != 1 {
+		t.Errorf("an undecodable Deployment must be let through with a warning: %+v", resp.Result)
 	}
 }
 
@@ -104,5 +104,34 @@ func TestClip(t *testing.T) {
 	}
 	if got := clip("short", 8); got != "short" {
 		t.Errorf("clip = %q", got)
+	}
+}
+
+// TestValidateUpdates: an update of metadata or scale only, or of an
+// object being deleted (the garbage collector removing its finalizer), is
+// never judged, so a deny rule cannot block it; an update of the pod
+// template is.
+func TestValidateUpdates(t *testing.T) {
+	t.Parallel()
+	v := validator("RG201")
+	update := func(oldRaw, newRaw string) admission.Response {
+		req := workloadRequest("shop", newRaw, admissionv1.Update)
+		req.OldObject = runtime.RawExtension{Raw: []byte(oldRaw)}
+		return v.Handle(context.Background(), req)
+	}
+	labelled := strings.Replace(lossyDeployment, `"namespace":"shop"}`, `"namespace":"shop","labels":{"team":"a"}}`, 1)
+	scaled := strings.Replace(lossyDeployment, `"replicas":3`, `"replicas":5`, 1)
+	deleting := strings.Replace(lossyDeployment, `"namespace":"shop"}`, `"namespace":"shop","deletionTimestamp":"2026-11-30T10:00:00Z","finalizers":[]}`, 1)
+	image := strings.Replace(lossyDeployment, "example.com/web:1", "example.com/web:2", 1)
+	for name, raw := range map[string]string{"label": labelled, "scale": scaled, "deleting": deleting} {
+		if r := update(lossyDeployment, raw); !r.Allowed || len(r.Warnings) > 0 {
+			t.Errorf("%s: %+v %q", name, r.Result, r.Warnings)
+		}
+	}
+	if r := update(lossyDeployment, image); r.Allowed || !strings.Contains(r.Result.Message, "RG201") {
+		t.Errorf("a new image: %+v", r.Result)
+	}
+	if r := update("not json", lossyDeployment); r.Allowed {
+		t.Errorf("an unreadable old object counts as a change: %+v", r.Result)
 	}
 }

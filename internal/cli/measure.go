@@ -135,13 +135,9 @@ func (f *measureFlags) run(ctx context.Context, s Streams) error {
 			return usageError("--write-config %s: %v", f.writeConfig, err)
 		}
 	}
-	image := f.image
-	if image == "" {
-		v := version.Get()
-		if v == "dev" || strings.Contains(v, "-0.") {
-			return usageError("this build of rollguard (%s) has no release image for its pods: build one with the repository's Dockerfile, push it where the cluster can pull it, and pass --image", v)
-		}
-		image = ImageRepository + ":" + v
+	image, err := imageFor(f.image, "its pods")
+	if err != nil {
+		return err
 	}
 	nodes, err := nodeList(f.from)
 	if err != nil {
@@ -191,6 +187,20 @@ func (f *measureFlags) write(s Streams, rep *measure.Report) error {
 		return enc.Encode(rep)
 	}
 	return rep.WriteText(s.Out)
+}
+
+// imageFor is --image, or the release image of this build; a development
+// build or a pseudo-version has none, and says how to make one (for names
+// what runs it: "its agents").
+func imageFor(flag, forWhat string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	v := version.Get()
+	if v == "dev" || strings.Contains(v, "-0.") {
+		return "", usageError("this build of rollguard (%s) has no release image for %s: build one with the repository's Dockerfile, push it where the cluster can pull it, and pass --image", v, forWhat)
+	}
+	return ImageRepository + ":" + v, nil
 }
 
 // nodeList parses --from: all-nodes, or node names separated by commas.

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/rollguard/rollguard/internal/version"
 	"github.com/rollguard/rollguard/pkg/live"
 	"github.com/rollguard/rollguard/pkg/rules"
 	"github.com/rollguard/rollguard/pkg/traffic"
@@ -143,13 +141,9 @@ func (f *verifyFlags) run(ctx context.Context, s Streams, args []string) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	image := f.image
-	if image == "" {
-		v := version.Get()
-		if v == "dev" || strings.Contains(v, "-0.") { // a development build or a pseudo-version has no release image
-			return usageError("this build of rollguard (%s) has no release image for its agents: build one with the repository's Dockerfile, push it where the cluster can pull it, and pass --image", v)
-		}
-		image = ImageRepository + ":" + v
+	image, err := imageFor(f.image, "its agents")
+	if err != nil {
+		return err
 	}
 	nodes, err := nodeList(f.from)
 	if err != nil {

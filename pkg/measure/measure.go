@@ -134,6 +134,8 @@ type run struct {
 	agents []*fleet.Agent
 	rep    *Report
 	nodes  []string // the probing nodes, by agent index
+	// warmup is each prober's progress when the warm-up ended.
+	warmup map[string]agent.Progress
 }
 
 // Run measures. The report is returned whenever a prober ran, also with
@@ -484,18 +486,23 @@ func (r *run) stop() {
 			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("reading the prober on %s: %v", a.Node, err))
 			continue
 		}
-		r.rep.Sent += p.Sent
-		r.rep.Failed += p.Failed
-		if p.Failed > 0 {
+		w := r.warmup[a.Node]
+		r.rep.Sent += p.Sent - w.Sent
+		r.rep.Failed += p.Failed - w.Failed
+		r.rep.WarmupFailed += w.Failed
+		if f := p.Failed - w.Failed; f > 0 {
 			var why []string
 			for c, n := range p.ByClass {
-				if c != traffic.OK {
+				if n -= w.ByClass[c]; c != traffic.OK && n > 0 {
 					why = append(why, fmt.Sprintf("%d %s", n, c))
 				}
 			}
 			sort.Strings(why)
-			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%d of %d probe requests from %s failed (%s): the canaries serve through their whole preStop, so a failure is not endpoint propagation (a node's network, or the probers overloaded)",
-				p.Failed, p.Sent, a.Node, strings.Join(why, ", ")))
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%d of %d probe requests from %s failed while canaries were deleted (%s): the canaries serve through their whole preStop, so these are not the propagation measured; measure again if they are many",
+				f, p.Sent-w.Sent, a.Node, strings.Join(why, ", ")))
+		}
+		if w.Failed > 0 {
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%d probe requests from %s failed during the warm-up, before any deletion (the node's kube-proxy not yet routing to the new Service): not counted above", w.Failed, a.Node))
 		}
 	}
 }

@@ -88,9 +88,12 @@ type Report struct {
 	// figures cover the samples done.
 	Partial  bool     `json:"partial"`
 	Warnings []string `json:"warnings,omitempty"`
-	// Sent and Failed count the probers' requests.
-	Sent   int `json:"sent"`
-	Failed int `json:"failed"`
+	// Sent and Failed count the probers' requests from the end of the
+	// warm-up (every canary reached from every node) on; WarmupFailed
+	// those that failed before it.
+	Sent         int `json:"sent"`
+	Failed       int `json:"failed"`
+	WarmupFailed int `json:"warmupFailed,omitempty"`
 
 	Removal  Stats       `json:"removal"`
 	Addition Stats       `json:"addition"`

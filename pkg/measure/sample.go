@@ -7,6 +7,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rollguard/rollguard/pkg/agent"
 )
 
 // pollEvery is how often measure reads a canary's state while it waits.
@@ -46,6 +48,14 @@ func (r *run) sample(ctx context.Context) error {
 		}
 	}
 	r.rep.Warm = true
+	// What failed so far failed before any deletion (a node whose
+	// kube-proxy was still programming the new Service): counted apart.
+	r.warmup = map[string]agent.Progress{}
+	for _, a := range r.agents {
+		if p, err := a.Client.Progress(ctx); err == nil {
+			r.warmup[a.Node] = p
+		}
+	}
 	for i := range o.Samples {
 		if o.Jitter > 0 {
 			wait := time.Duration(o.Rand.Int64N(int64(o.Jitter)))

@@ -51,15 +51,23 @@ func toolPath(t *testing.T, tool render.Tool) []string {
 	if tool == render.Kustomize {
 		env, names = render.KustomizeEnv, []string{"kustomize", "kubectl"}
 	}
+	// For kustomize, the command that builds the folder given after it:
+	// "kustomize build" or "kubectl kustomize".
+	build := func(p string) []string {
+		if tool != render.Kustomize {
+			return []string{p}
+		}
+		if filepath.Base(p) == "kubectl" {
+			return []string{p, "kustomize"}
+		}
+		return []string{p, "build"}
+	}
 	if p := os.Getenv(env); p != "" {
-		return []string{p}
+		return build(p)
 	}
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
-			if n == "kubectl" {
-				return []string{p, "kustomize"}
-			}
-			return []string{p}
+			return build(p)
 		}
 	}
 	t.Fatalf("no %s", names[0])
@@ -660,7 +668,7 @@ func TestChartBaseUpToDate(t *testing.T) {
 // checked-in base's objects, plus its Namespace, unchanged.
 func TestChartKustomizeBase(t *testing.T) {
 	t.Parallel()
-	built := parseObjects(t, runTool(t, toolPath(t, render.Kustomize), "build", webhookBase))
+	built := parseObjects(t, runTool(t, toolPath(t, render.Kustomize), webhookBase))
 	base, err := os.ReadFile(baseFile)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -153,7 +154,7 @@ func (f *measureFlags) run(ctx context.Context, s Streams) error {
 	}
 	rep, err := measure.Run(ctx, opts)
 	if rep != nil {
-		if werr := f.write(s, rep); werr != nil {
+		if werr := writeOutput(s.Out, f.output, rep); werr != nil {
 			return werr
 		}
 		if f.writeConfig != "" && err == nil && ctx.Err() == nil && rep.PreStop > 0 {
@@ -180,13 +181,15 @@ func (f *measureFlags) run(ctx context.Context, s Streams) error {
 	return nil
 }
 
-func (f *measureFlags) write(s Streams, rep *measure.Report) error {
-	if f.output == "json" {
-		enc := json.NewEncoder(s.Out)
+// writeOutput writes an in-cluster command's report: indented JSON with
+// -o json, else its text.
+func writeOutput(w io.Writer, output string, rep interface{ WriteText(io.Writer) error }) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return rep.WriteText(s.Out)
+	return rep.WriteText(w)
 }
 
 // imageFor is --image, or the release image of this build; a development

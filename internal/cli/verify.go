@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -161,7 +160,7 @@ func (f *verifyFlags) run(ctx context.Context, s Streams, args []string) error {
 	}
 	rep, err := verify.Run(ctx, opts)
 	if rep != nil {
-		if werr := f.write(s, rep); werr != nil {
+		if werr := writeOutput(s.Out, f.output, rep); werr != nil {
 			return werr
 		}
 		if f.report != "" {
@@ -183,13 +182,4 @@ func (f *verifyFlags) run(ctx context.Context, s Streams, args []string) error {
 		return &exitError{code: ExitFindings}
 	}
 	return nil
-}
-
-func (f *verifyFlags) write(s Streams, rep *verify.Report) error {
-	if f.output == "json" {
-		enc := json.NewEncoder(s.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	return rep.WriteText(s.Out)
 }

@@ -137,6 +137,13 @@ func sleepHook(o FixOptions, d time.Duration) (Map, string) {
 		fmt.Sprintf("Kubernetes 1.%d has no native sleep action: the hook runs the image's sleep binary, which distroless and scratch images lack", o.KubeMinor)
 }
 
+// lacksSleep reports whether a container's image is, by its name, a
+// minimal one (see minimalImage) and nothing in the pod spec shows it has
+// a sleep binary: RG104's warning, before the hook is written.
+func lacksSleep(c *corev1.Container) bool {
+	return minimalImage(c.Image) && !model.ImageHas(c, "sleep")
+}
+
 // fixPreStop makes a container's delay before it stops listening at least
 // the budget: it replaces a hook that only sleeps (counting the app's own
 // delay after SIGTERM), and declines one that does other work unless
@@ -153,6 +160,12 @@ func fixPreStop(o FixOptions, f Finding) Remedy {
 	}
 	path := c.Path + ".lifecycle.preStop"
 	switch {
+	case ps.Kind == model.PreStopNone && !o.NativeSleep() && lacksSleep(c.Spec):
+		// An exec sleep would fail at once on it (FailedPreStopHook), which
+		// is no better than no hook, and a hook that looks like a fix.
+		return unfixable("Kubernetes 1.%d has no native sleep action, and image %q looks like a minimal one with no sleep binary for an exec hook: "+
+			"make the app keep serving for %s after SIGTERM (and declare it with the %s annotation), or run nodes of 1.30 or later",
+			o.KubeMinor, c.Spec.Image, o.PropagationBudget, model.ShutdownDelayAnnotation)
 	case ps.Kind == model.PreStopNone || (ps.Kind == model.PreStopExec && ps.SleepOnly):
 		// The app's own delay after SIGTERM counts: the hook sleeps the rest.
 		hook, note := sleepHook(o, max(ps.Delay, o.PropagationBudget-sd.InApp))

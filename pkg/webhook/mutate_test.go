@@ -205,3 +205,47 @@ func TestMutateLeavesNonRolledPods(t *testing.T) {
 		t.Errorf("a ReplicaSet's pod was not mutated (%v)", err)
 	}
 }
+
+// TestMutateOldKubelets: where the oldest kubelet has no native sleep
+// action, an image that usually ships coreutils gets an exec sleep, and a
+// minimal one gets no hook (an exec that fails at once is no fix) but its
+// readinessProbe, with a warning that names what was left.
+func TestMutateOldKubelets(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	m.Settings.Store(FromConfig(nil, 29))
+	out, warnings, err := m.Mutate(lossyPod(), "shop")
+	if err != nil || out == nil {
+		t.Fatalf("Mutate: %v, %v", out, err)
+	}
+	if l := out.Spec.Containers[0].Lifecycle; l == nil || l.PreStop == nil || l.PreStop.Exec == nil ||
+		strings.Join(l.PreStop.Exec.Command, " ") != "sleep 5" {
+		t.Errorf("example.com/web: want an exec sleep 5, got %+v (warnings %q)", l, warnings)
+	}
+
+	minimal := lossyPod()
+	minimal.Spec.Containers[0].Image = "gcr.io/distroless/static-debian12:nonroot"
+	out, warnings, err = m.Mutate(minimal, "shop")
+	if err != nil || out == nil {
+		t.Fatalf("Mutate: %v, %v", out, err)
+	}
+	c := out.Spec.Containers[0]
+	if c.Lifecycle != nil {
+		t.Errorf("distroless: want no preStop hook, got %+v", c.Lifecycle)
+	}
+	if c.ReadinessProbe == nil {
+		t.Error("distroless: the readinessProbe was not added")
+	}
+	if ann := out.Annotations[MutatedAnnotation]; strings.Contains(ann, "preStop") {
+		t.Errorf("distroless: the annotation claims a preStop: %q", ann)
+	}
+	found := false
+	for _, w := range warnings {
+		if strings.Contains(w, "RG101") && strings.Contains(w, "not fixed at admission") && strings.Contains(w, "no sleep binary") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("distroless: no RG101 warning naming the missing sleep binary: %q", warnings)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -99,11 +100,10 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 		}
 		return resp
 	}
-	raw, err := mu.podJSON(&pod)
+	resp, err := mu.patch(&pod, req.Object.Raw)
 	if err != nil {
-		return failOpen(err)
+		return failOpen(fmt.Errorf("patching the Pod of %s/%s: %w", req.Namespace, req.Name, err))
 	}
-	resp := admission.PatchResponseFromRaw(req.Object.Raw, raw)
 	resp.Warnings = mu.warnings
 	if keyed && resp.Result == nil {
 		answers.store(rk, newCachedResponse(&pod, ns, m, rtoken, resp, true))
@@ -164,7 +164,7 @@ func (m *Mutator) Mutate(pod *corev1.Pod, namespace string) (*corev1.Pod, []stri
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}
-	out.Annotations[MutatedAnnotation] = mu.annotation
+	out.Annotations[MutatedAnnotation] = mergeChanges(out.Annotations[MutatedAnnotation], mu.annotation)
 	return out, mu.warnings, nil
 }
 
@@ -180,6 +180,43 @@ type mutation struct {
 	warnings   []string
 }
 
+// patch is the response that applies the mutation to the request's object.
+//
+// The patch is the difference between the pod as decoded and the pod
+// mutated, both written from corev1.Pod, so it holds only the mutation's
+// own operations: a field of the request that corev1.Pod does not know
+// (one a newer API server added) is in neither and so left as it is,
+// where a difference from the request's own bytes would remove it. The
+// API server refuses the pod when a patch does not apply, whatever the
+// failurePolicy says, so the patch is applied here first, the way the API
+// server applies it: a patch that would not apply fails open instead.
+func (mu *mutation) patch(pod *corev1.Pod, raw []byte) (admission.Response, error) {
+	before, err := json.Marshal(pod)
+	if err != nil {
+		return admission.Response{}, err
+	}
+	after, err := mu.podJSON(pod)
+	if err != nil {
+		return admission.Response{}, err
+	}
+	resp := admission.PatchResponseFromRaw(before, after)
+	if resp.Result != nil && resp.Result.Code != 0 && resp.Result.Code != 200 {
+		return admission.Response{}, errors.New(resp.Result.Message)
+	}
+	ops, err := json.Marshal(resp.Patches)
+	if err != nil {
+		return admission.Response{}, err
+	}
+	p, err := jsonpatch.DecodePatch(ops)
+	if err != nil {
+		return admission.Response{}, err
+	}
+	if _, err := p.Apply(raw); err != nil {
+		return admission.Response{}, fmt.Errorf("the patch does not apply to the request's object: %w", err)
+	}
+	return resp, nil
+}
+
 // podJSON is the pod as JSON with the mutation applied: byte for byte
 // what json.Marshal writes of the pod with the fixed spec and the
 // annotation.
@@ -193,7 +230,7 @@ func (mu *mutation) podJSON(pod *corev1.Pod) ([]byte, error) {
 	}
 	ann := make(map[string]string, len(pod.Annotations)+1)
 	maps.Copy(ann, pod.Annotations)
-	ann[MutatedAnnotation] = mu.annotation
+	ann[MutatedAnnotation] = mergeChanges(pod.Annotations[MutatedAnnotation], mu.annotation)
 	meta := pod.ObjectMeta
 	meta.Annotations = ann
 	// The fields and tags of corev1.Pod, the spec already encoded.
@@ -203,6 +240,26 @@ func (mu *mutation) podJSON(pod *corev1.Pod) ([]byte, error) {
 		Spec              json.RawMessage  `json:"spec,omitempty"`
 		Status            corev1.PodStatus `json:"status,omitempty"`
 	}{pod.TypeMeta, meta, spec, pod.Status})
+}
+
+// mergeChanges is the mutated annotation of a pod that has one already,
+// from an earlier call in the same admission (the API server calls the
+// webhook again when a later webhook changed the pod): the changes of
+// both, each once, in order.
+func mergeChanges(had, now string) string {
+	if had == "" {
+		return now
+	}
+	seen := map[string]bool{}
+	var all []string
+	for _, c := range append(strings.Split(had, "; "), strings.Split(now, "; ")...) {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			all = append(all, c)
+		}
+	}
+	sort.Strings(all)
+	return strings.Join(all, "; ")
 }
 
 // stored is the Settings in force, nil when none were stored (the

@@ -1,11 +1,13 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -248,4 +250,111 @@ func TestMutateOldKubelets(t *testing.T) {
 	if !found {
 		t.Errorf("distroless: no RG101 warning naming the missing sleep binary: %q", warnings)
 	}
+}
+
+// TestHandleKeepsUnknownFields: a field corev1.Pod does not know, as a
+// newer API server may send, is left in place by the patch; only the
+// mutation's own paths are touched.
+func TestHandleKeepsUnknownFields(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	req := request(t, lossyPod(), "shop")
+	var obj map[string]any
+	if err := json.Unmarshal(req.Object.Raw, &obj); err != nil {
+		t.Fatal(err)
+	}
+	spec := obj["spec"].(map[string]any)
+	spec["futurePodField"] = map[string]any{"mode": "new"}
+	spec["containers"].([]any)[0].(map[string]any)["futureContainerField"] = true
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Object.Raw = raw
+	resp := m.Handle(context.Background(), req)
+	if !resp.Allowed || len(resp.Patches) == 0 || resp.Result != nil && resp.Result.Message != "" {
+		t.Fatalf("%+v", resp)
+	}
+	for _, op := range resp.Patches {
+		for _, want := range []string{"/spec/containers/0/lifecycle", "/spec/containers/0/readinessProbe", "/metadata/annotations"} {
+			if strings.HasPrefix(op.Path, want) {
+				goto ok
+			}
+		}
+		t.Errorf("an operation outside the mutation: %s %s", op.Operation, op.Path)
+	ok:
+	}
+	patched := applyPatch(t, raw, resp)
+	var got map[string]any
+	if err := json.Unmarshal(patched, &got); err != nil {
+		t.Fatal(err)
+	}
+	gs := got["spec"].(map[string]any)
+	gc := gs["containers"].([]any)[0].(map[string]any)
+	if gs["futurePodField"] == nil || gc["futureContainerField"] != true {
+		t.Errorf("the patch dropped fields it does not know: %s", patched)
+	}
+	if gc["lifecycle"] == nil || gc["readinessProbe"] == nil {
+		t.Errorf("the patch did not mutate: %s", patched)
+	}
+}
+
+// TestHandleFailsOpenOnPatchThatWouldNotApply: an object Go decodes but a
+// JSON patch cannot address (a key in another case) gets no patch, which
+// the API server would refuse the pod for, but an allowed response with
+// the error.
+func TestHandleFailsOpenOnPatchThatWouldNotApply(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	req := request(t, lossyPod(), "shop")
+	req.Object.Raw = bytes.Replace(req.Object.Raw, []byte(`"spec":`), []byte(`"Spec":`), 1)
+	resp := m.Handle(context.Background(), req)
+	if !resp.Allowed || len(resp.Patches) > 0 || resp.Result == nil || !strings.HasPrefix(resp.Result.Message, ErrorPrefix) ||
+		!strings.Contains(resp.Result.Message, "does not apply") {
+		t.Errorf("%+v", resp)
+	}
+}
+
+// TestMutateMergesItsAnnotation: a pod that carries the annotation from
+// an earlier call of the same admission, and needs more, lists both.
+func TestMutateMergesItsAnnotation(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	p := lossyPod()
+	p.Annotations = map[string]string{MutatedAnnotation: "spec.containers[1].readinessProbe={tcpSocket: {port: 9000}} (RG201)"}
+	out, _, err := m.Mutate(p, "shop")
+	if err != nil || out == nil {
+		t.Fatalf("Mutate: %v, %v", out, err)
+	}
+	ann := out.Annotations[MutatedAnnotation]
+	for _, want := range []string{"containers[1].readinessProbe", "containers[0].readinessProbe", "containers[0].lifecycle.preStop"} {
+		if !strings.Contains(ann, want) {
+			t.Errorf("annotation %q lacks %q", ann, want)
+		}
+	}
+	if got := mergeChanges("b (X); a (Y)", "a (Y); c (Z)"); got != "a (Y); b (X); c (Z)" {
+		t.Errorf("mergeChanges = %q", got)
+	}
+	if got := mergeChanges("", "a (Y)"); got != "a (Y)" {
+		t.Errorf("mergeChanges with none before = %q", got)
+	}
+}
+
+// applyPatch applies a response's patch to an object as the API server
+// does.
+func applyPatch(t *testing.T, raw []byte, resp admission.Response) []byte {
+	t.Helper()
+	ops, err := json.Marshal(resp.Patches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := jsonpatch.DecodePatch(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Apply(raw)
+	if err != nil {
+		t.Fatalf("the patch does not apply: %v", err)
+	}
+	return out
 }

@@ -27,7 +27,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -149,7 +153,9 @@ func register(ctx context.Context, cs kubernetes.Interface) error {
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "workloads.rollguard.io", AdmissionReviewVersions: []string{"v1"},
 			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: url(webhook.ValidatePath), CABundle: whCA},
 			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}}}},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}}},
+				{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{"argoproj.io"}, APIVersions: []string{"v1alpha1"}, Resources: []string{"rollouts"}}}},
 			FailurePolicy: &fail, SideEffects: &none, TimeoutSeconds: &timeout, NamespaceSelector: sel}}}
 	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, m, metav1.CreateOptions{}); err != nil {
 		return err
@@ -451,3 +457,76 @@ func TestWebhookScope(t *testing.T) {
 }
 
 var _ rest.WarningHandler = &warnings{}
+
+// rolloutCRD is enough of Argo Rollouts' CustomResourceDefinition for the
+// API server to serve Rollouts: the group, version and names the chart's
+// validating rule lists, and a schema that keeps every field.
+var rolloutCRD = &unstructured.Unstructured{Object: map[string]any{
+	"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+	"metadata": map[string]any{"name": "rollouts.argoproj.io"},
+	"spec": map[string]any{
+		"group": "argoproj.io", "scope": "Namespaced",
+		"names": map[string]any{"kind": "Rollout", "listKind": "RolloutList", "plural": "rollouts", "singular": "rollout"},
+		"versions": []any{map[string]any{"name": "v1alpha1", "served": true, "storage": true,
+			"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+	},
+}}
+
+// TestWebhookArgoRollout: where the Rollout CRD is installed, a Rollout
+// is judged like a Deployment: its findings are admission warnings, and a
+// rule configured to deny refuses it.
+func TestWebhookArgoRollout(t *testing.T) {
+	startWebhook(t)
+	cs, _ := clients(t)
+	ctx := context.Background()
+	cfg := restConfig(adminToken)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Create(ctx, rolloutCRD, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	labelled(t, cs, "wh-argo", true)
+	if _, err := cs.CoreV1().Services("wh-argo").Create(ctx, serviceFor("orders"), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	d := lossyDeployment("orders")
+	rollout := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": map[string]any{"name": "orders"},
+		"spec": map[string]any{"replicas": int64(2), "selector": map[string]any{"matchLabels": map[string]any{"app": "orders"}},
+			"strategy": map[string]any{"canary": map[string]any{"steps": []any{map[string]any{"setWeight": int64(50)}}}}},
+	}}
+	tmpl, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&d.Spec.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedMap(rollout.Object, tmpl, "spec", "template"); err != nil {
+		t.Fatal(err)
+	}
+	w := &warnings{}
+	wcfg := restConfig(adminToken)
+	wcfg.WarningHandler = w
+	rollouts := dynamic.NewForConfigOrDie(wcfg).Resource(schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}).Namespace("wh-argo")
+	// Until the CRD is served and the Service is in the webhook's cache.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(w.all(), "RG201") && time.Now().Before(deadline) {
+		if _, err = rollouts.Create(ctx, rollout, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatalf("warn mode refused the Rollout: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := w.all(); !strings.Contains(got, "Rollout wh-argo/orders: RG201 readiness-missing") {
+		t.Fatalf("no RG201 warning for the Rollout (last error %v):\n%s", err, got)
+	}
+	setConfig(t, cs, "deny: [RG201]\n")
+	t.Cleanup(func() { setConfig(t, cs, "") })
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err = rollouts.Create(ctx, rollout, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "RG201") {
+		t.Errorf("deny mode: %v; want a denial naming RG201", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -154,12 +155,17 @@ func (c counted) Handle(ctx context.Context, req admission.Request) admission.Re
 	case c.name == "mutate":
 		outcome = "unchanged"
 	}
+	// Once per rule the response names; once with no rule when it names
+	// none (an allowed response's Result is there, with no message).
 	ruleIDs := map[string]bool{}
-	for _, w := range resp.Warnings {
-		ruleIDs[ruleOf(w)] = true
-	}
+	msgs := resp.Warnings
 	if resp.Result != nil {
-		ruleIDs[ruleOf(resp.Result.Message)] = true
+		msgs = append(slices.Clip(msgs), resp.Result.Message)
+	}
+	for _, m := range msgs {
+		if id := ruleOf(m); id != "" {
+			ruleIDs[id] = true
+		}
 	}
 	if len(ruleIDs) == 0 {
 		ruleIDs[""] = true

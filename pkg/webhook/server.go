@@ -15,6 +15,7 @@ import (
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -134,6 +135,16 @@ func (l *informerLister) Others(ns string) ([]*manifest.Object, error) {
 	return out, nil
 }
 
+// stripManagedFields drops an object's managedFields before the informer
+// stores it: no rule reads them, and on a cluster of many Services they
+// are most of what the cache would hold.
+func stripManagedFields(obj any) (any, error) {
+	if a, err := meta.Accessor(obj); err == nil {
+		a.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // counted wraps a handler to count its outcomes.
 type counted struct {
 	name string
@@ -209,7 +220,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	cur := &Current{}
 	cur.Store(FromConfig(nil, minor))
 
-	f := informers.NewSharedInformerFactory(cs, 10*time.Minute)
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 10*time.Minute, informers.WithTransform(stripManagedFields))
 	l := &informerLister{svc: f.Core().V1().Services().Lister(), pdb: f.Policy().V1().PodDisruptionBudgets().Lister(),
 		hpa: f.Autoscaling().V2().HorizontalPodAutoscalers().Lister()}
 	synced := []cache.InformerSynced{f.Core().V1().Services().Informer().HasSynced,

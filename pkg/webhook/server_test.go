@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -70,5 +73,21 @@ func TestRuleOf(t *testing.T) {
 		if got := ruleOf(s); got != want {
 			t.Errorf("ruleOf(%q) = %q, want %q", s, got, want)
 		}
+	}
+}
+
+func TestStripManagedFields(t *testing.T) {
+	t.Parallel()
+	s := web("shop")
+	s.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}
+	s.Annotations = map[string]string{"a": "b"}
+	out, err := stripManagedFields(s)
+	if err != nil || out.(*corev1.Service).ManagedFields != nil || out.(*corev1.Service).Annotations["a"] != "b" {
+		t.Errorf("stripManagedFields: %+v, %v", out, err)
+	}
+	// A deletion the informer missed the end of passes through.
+	tomb := cache.DeletedFinalStateUnknown{Key: "shop/web", Obj: s}
+	if out, err := stripManagedFields(tomb); err != nil || out != any(tomb) {
+		t.Errorf("a tombstone: %+v, %v", out, err)
 	}
 }

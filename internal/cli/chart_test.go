@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -187,6 +188,7 @@ type chartMode struct {
 	certManager        bool
 	issuer             string // the Issuer the chart creates; "" for none
 	replicas           int32
+	plainMetrics       bool // metrics.secure=false
 }
 
 var chartModes = []chartMode{
@@ -194,8 +196,8 @@ var chartModes = []chartMode{
 		failurePolicy: admissionregistrationv1.Ignore, timeout: 5, replicas: 2},
 	{name: "cert-manager", release: "rollguard", namespace: baseNS, set: []string{"certManager.enabled=true"}, fullname: "rollguard",
 		failurePolicy: admissionregistrationv1.Ignore, timeout: 5, certManager: true, issuer: "rollguard-selfsigned", replicas: 2},
-	{name: "fail", release: "guard", namespace: "platform", set: []string{"failurePolicy=Fail", "timeoutSeconds=10", "replicas=3"},
-		fullname: "guard-rollguard", failurePolicy: admissionregistrationv1.Fail, timeout: 10, replicas: 3},
+	{name: "fail", release: "guard", namespace: "platform", set: []string{"failurePolicy=Fail", "timeoutSeconds=10", "replicas=3", "metrics.secure=false"},
+		fullname: "guard-rollguard", failurePolicy: admissionregistrationv1.Fail, timeout: 10, replicas: 3, plainMetrics: true},
 	{name: "cert-manager issuer", release: "rollguard-prod", namespace: "ops",
 		set:      []string{"certManager.enabled=true", "certManager.issuerRef.name=internal-ca", "certManager.issuerRef.kind=ClusterIssuer", "failurePolicy=Fail"},
 		fullname: "rollguard-prod", failurePolicy: admissionregistrationv1.Fail, timeout: 5, certManager: true, replicas: 2},
@@ -382,7 +384,7 @@ func TestChartDeployment(t *testing.T) {
 			// Arguments, each a flag of rollguard webhook.
 			svc, secret := m.fullname+"-webhook", m.fullname+"-webhook-tls"
 			want := []string{"webhook", "--namespace=$(POD_NAMESPACE)", "--config-map=" + m.fullname, "--cert-dir=/certs", "--port=9443",
-				"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+				"--metrics-bind-address=:8080", fmt.Sprintf("--metrics-secure=%t", !m.plainMetrics), "--health-probe-bind-address=:8081",
 				"--mutating-webhook-configuration=" + m.fullname, "--validating-webhook-configuration=" + m.fullname}
 			if !m.certManager {
 				want = append(want, "--cert-secret="+secret, "--service="+svc, "--cert-check-interval=12h")
@@ -572,6 +574,11 @@ func TestChartRBAC(t *testing.T) {
 					rbacRule{"", "secrets", "", "list,watch"},
 					rbacRule{"", "secrets", m.fullname + "-webhook-tls", "update"})
 			}
+			if !m.plainMetrics {
+				wantCluster = append(wantCluster,
+					rbacRule{"authentication.k8s.io", "tokenreviews", "", "create"},
+					rbacRule{"authorization.k8s.io", "subjectaccessreviews", "", "create"})
+			}
 			var cr rbacv1.ClusterRole
 			var role rbacv1.Role
 			objs.must(t, "ClusterRole", m.fullname, &cr)
@@ -602,9 +609,20 @@ func TestChartRBAC(t *testing.T) {
 			}
 			var acct corev1.ServiceAccount
 			objs.must(t, "ServiceAccount", m.fullname, &acct)
+			// With secure metrics, a ClusterRole for scrapers to be bound
+			// to: get on /metrics, nothing else, bound to nobody.
+			reader := m.fullname + "-metrics-reader"
+			if !m.plainMetrics {
+				var mr rbacv1.ClusterRole
+				objs.must(t, "ClusterRole", reader, &mr)
+				if len(mr.Rules) != 1 || !slices.Equal(mr.Rules[0].NonResourceURLs, []string{"/metrics"}) || !slices.Equal(mr.Rules[0].Verbs, []string{"get"}) ||
+					len(mr.Rules[0].Resources) > 0 {
+					t.Errorf("ClusterRole %s: %s", reader, asJSON(mr.Rules))
+				}
+			}
 			// No other RBAC object, and no leases.
 			for _, k := range objs.keys() {
-				if strings.Contains(k, "Role") && !strings.HasSuffix(k, "/"+m.fullname) {
+				if strings.Contains(k, "Role") && !strings.HasSuffix(k, "/"+m.fullname) && (m.plainMetrics || k != "ClusterRole /"+reader) {
 					t.Errorf("unexpected %s", k)
 				}
 			}

@@ -19,6 +19,7 @@ type webhookFlags struct {
 	host, certDir                    string
 	port                             int
 	metricsAddr, probeAddr           string
+	metricsSecure                    bool
 	certSecret, service              string
 	mutating, validating             string
 	certCheck                        time.Duration
@@ -48,8 +49,10 @@ annotated ` + webhook.InjectAnnotation + `=disabled is left alone. The configura
 rollguard.yaml file; a change is in force at once. The serving certificate is tls.crt and tls.key
 in --cert-dir, reloaded when it changes: put there by cert-manager, or, with --cert-secret, made
 and rotated by the webhook itself (a CA and a certificate for --service kept in that Secret, which
-must be mounted at --cert-dir, and the CA injected into the two webhook configurations). Logs are
-JSON lines on stderr.`,
+must be mounted at --cert-dir, and the CA injected into the two webhook configurations). /metrics
+is served over HTTPS to callers whose bearer token the API server authorizes for get on the
+non-resource URL /metrics (--metrics-secure=false: plain HTTP to anyone). Logs are JSON lines on
+stderr.`,
 		Example: `  # In the webhook's Deployment
   rollguard webhook --namespace rollguard-system --config-map rollguard --cert-dir /certs
 
@@ -67,6 +70,7 @@ JSON lines on stderr.`,
 	fs.IntVar(&f.port, "port", 9443, "port to serve the webhook on")
 	fs.StringVar(&f.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "folder with tls.crt and tls.key")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics (empty: none)")
+	fs.BoolVar(&f.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to callers the API server authorizes for get on /metrics (false: plain HTTP to anyone)")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (empty: none)")
 	fs.StringVar(&f.certSecret, "cert-secret", "", "make and rotate the serving certificate in this Secret of --namespace (empty: the certificate comes from elsewhere)")
 	fs.StringVar(&f.service, "service", "rollguard-webhook", "the webhook's Service, named in the certificate as SERVICE.NAMESPACE.svc (with --cert-secret)")
@@ -93,7 +97,7 @@ func (f *webhookFlags) run(ctx context.Context, s Streams) error {
 	log := zap.New(zap.WriteTo(s.ErrOut), zap.UseDevMode(false))
 	ctrllog.SetLogger(log)
 	o := webhook.ServerOptions{Config: src.Config, Namespace: f.namespace, ConfigMap: f.configMap,
-		Host: f.host, Port: f.port, CertDir: f.certDir, MetricsAddr: f.metricsAddr, ProbeAddr: f.probeAddr,
+		Host: f.host, Port: f.port, CertDir: f.certDir, MetricsAddr: f.metricsAddr, ProbeAddr: f.probeAddr, MetricsSecure: f.metricsSecure,
 		Registry: rules.Default(), Log: log.WithName("webhook")}
 	if f.certSecret != "" {
 		o.Rotate = &webhook.Rotation{Secret: f.certSecret, DNSName: f.service + "." + f.namespace + ".svc",

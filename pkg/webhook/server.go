@@ -67,6 +67,11 @@ type ServerOptions struct {
 	// MetricsAddr serves /metrics and ProbeAddr /healthz and /readyz;
 	// empty for none.
 	MetricsAddr, ProbeAddr string
+	// MetricsSecure serves /metrics over HTTPS (a self-signed certificate)
+	// to callers whose bearer token the API server authenticates and
+	// authorizes for get on /metrics (see metricsAuth); plain HTTP to
+	// anyone otherwise.
+	MetricsSecure bool
 	// Rotate, when set, has the webhook make and rotate its own serving
 	// certificate (open-policy-agent/cert-controller): a CA and a
 	// certificate for DNSName kept in the Secret Rotate.Secret (mounted at
@@ -280,8 +285,19 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	if metricsAddr == "" {
 		metricsAddr = "0" // none
 	}
+	mopts := metricsserver.Options{BindAddress: metricsAddr}
+	if o.MetricsSecure {
+		mopts.SecureServing = true
+		mopts.FilterProvider = func(c *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+			cs, err := kubernetes.NewForConfigAndClient(c, hc)
+			if err != nil {
+				return nil, err
+			}
+			return newMetricsAuth(cs, o.Log).filter, nil
+		}
+	}
 	mgr, err := manager.New(o.Config, manager.Options{Scheme: clientgoscheme.Scheme, Logger: o.Log,
-		Metrics: metricsserver.Options{BindAddress: metricsAddr}, HealthProbeBindAddress: probeAddr})
+		Metrics: mopts, HealthProbeBindAddress: probeAddr})
 	if err != nil {
 		return fmt.Errorf("starting the manager: %w", err)
 	}

@@ -5,8 +5,11 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -111,12 +115,12 @@ func chartRBAC(t *testing.T, mode string) {
 	// shows (its list alone would let the caches sync).
 	klog.SetLogger(lg)
 	t.Cleanup(klog.ClearLogger)
-	ports, err := freePorts(1)
+	ports, err := freePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := webhook.ServerOptions{Config: cfg, Namespace: ns, ConfigMap: release, Host: "127.0.0.1", Port: ports[0], CertDir: dir,
-		MetricsAddr: "", ProbeAddr: "", Registry: rules.Default(), Log: lg}
+		MetricsAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), MetricsSecure: true, ProbeAddr: "", Registry: rules.Default(), Log: lg}
 	ready := make(chan struct{})
 	o.Ready = ready
 	if mode == "self" {
@@ -176,6 +180,48 @@ func chartRBAC(t *testing.T, mode string) {
 	}
 	if !strings.Contains(logs.String(), `"propagationBudget"="9s"`) {
 		t.Errorf("the configuration change was not loaded:\n%s", logs.String())
+	}
+	// /metrics over HTTPS, reviewed by the API server with the chart's
+	// RBAC: no token, a user with no rights, then the same kind of user
+	// bound to the chart's metrics-reader ClusterRole.
+	scrape := func(token string) (int, string) {
+		t.Helper()
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // its certificate is self-signed
+		req, _ := http.NewRequest("GET", "https://"+o.MetricsAddr+"/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := c.Do(req)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, string(body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("scraping /metrics: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if code, _ := scrape(""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token: %d, want 401", code)
+	}
+	if code, _ := scrape(nobodyToken); code != http.StatusForbidden {
+		t.Errorf("/metrics for a user without the right: %d, want 403", code)
+	}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: release + "-metrics-test"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: release + "-metrics-reader"},
+		Subjects: []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "reader"}}}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
+	}()
+	if code, body := scrape(readerToken); code != http.StatusOK || !strings.Contains(body, "rollguard_webhook_config_reloads_total") {
+		t.Errorf("/metrics for a user bound to the metrics-reader ClusterRole: %d, want 200 with rollguard's metrics\n%.500s", code, body)
 	}
 	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
 		t.Errorf("a request was forbidden:\n%s", logs.String())

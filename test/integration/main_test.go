@@ -39,6 +39,7 @@ var server struct {
 const (
 	adminToken  = "admin-token"  // system:masters
 	readerToken = "reader-token" // no rights until a test binds the audit ClusterRole
+	nobodyToken = "nobody-token" // no rights ever
 )
 
 func TestMain(m *testing.M) {
@@ -107,7 +108,7 @@ func run(m *testing.M) (int, error) {
 	if err := writeKeys(dir); err != nil {
 		return 0, err
 	}
-	tokens := adminToken + ",admin,admin,system:masters\n" + readerToken + ",reader,reader,\n"
+	tokens := adminToken + ",admin,admin,system:masters\n" + readerToken + ",reader,reader,\n" + nobodyToken + ",nobody,nobody,\n"
 	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tokens), 0o600); err != nil {
 		return 0, err
 	}

@@ -32,7 +32,8 @@ echo "--- fuzz: FuzzAdmissionReview for ${FUZZTIME:-20s}"
 go test -run '^$' -fuzz '^FuzzAdmissionReview$' -fuzztime "${FUZZTIME:-20s}" ./pkg/webhook
 
 echo "--- integration: a real kube-apiserver and etcd"
-KUBE_BIN=$(hack/kube.sh kube-apiserver) go test -count=1 -tags integration ./test/integration/
+# cert-manager's CRDs, to check the chart's Issuer and Certificate against.
+CERT_MANAGER_CRDS=$(hack/cert-manager-crds.sh) KUBE_BIN=$(hack/kube.sh kube-apiserver) go test -count=1 -tags integration ./test/integration/
 
 echo "--- e2e: a real two-node cluster (hack/cluster)"
 if [ "$(id -u)" != 0 ]; then

@@ -73,6 +73,7 @@ func chartRBAC(t *testing.T, mode string) {
 		p := strings.Split(r, "/")
 		gvr[k] = schema.GroupVersionResource{Group: p[0], Version: p[1], Resource: p[2]}
 	}
+	var certManagerObjects []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	for {
 		var o map[string]any
@@ -86,6 +87,7 @@ func chartRBAC(t *testing.T, mode string) {
 		}
 		u := &unstructured.Unstructured{Object: o}
 		if u.GetKind() == "Issuer" || u.GetKind() == "Certificate" {
+			certManagerObjects = append(certManagerObjects, u)
 			continue
 		}
 		r := gvr[u.GetKind()]
@@ -101,6 +103,9 @@ func chartRBAC(t *testing.T, mode string) {
 		if u.GetNamespace() == "" {
 			t.Cleanup(func() { _ = dyn.Resource(r).Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}) })
 		}
+	}
+	if mode == "cm" {
+		applyCertManagerObjects(t, certManagerObjects, ns)
 	}
 	cfg := restConfig(adminToken)
 	// The chart's ServiceAccount, by impersonation: its rights are the
@@ -225,5 +230,69 @@ func chartRBAC(t *testing.T, mode string) {
 	}
 	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
 		t.Errorf("a request was forbidden:\n%s", logs.String())
+	}
+}
+
+// applyCertManagerObjects creates the chart's Issuer and Certificate,
+// strictly validated against cert-manager's own CRDs (from
+// $CERT_MANAGER_CRDS, which hack/test.sh fills with
+// hack/cert-manager-crds.sh). No cert-manager runs here: what is checked
+// is that cert-manager would accept the objects as written.
+func applyCertManagerObjects(t *testing.T, objs []*unstructured.Unstructured, ns string) {
+	t.Helper()
+	dir := os.Getenv("CERT_MANAGER_CRDS")
+	if dir == "" {
+		t.Log("CERT_MANAGER_CRDS is not set (hack/test.sh sets it): the chart's Issuer and Certificate are not checked against cert-manager's schemas")
+		return
+	}
+	if len(objs) != 2 {
+		t.Fatalf("the chart rendered %d cert-manager objects, want an Issuer and a Certificate", len(objs))
+	}
+	_, dyn := clients(t)
+	ctx := context.Background()
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	files, err := filepath.Glob(filepath.Join(dir, "cert-manager.io_*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("no cert-manager CRDs in %s (%v)", dir, err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crd := &unstructured.Unstructured{}
+		if err := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096).Decode(&crd.Object); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	// A CRD is served a moment after it is created: retry NotFound.
+	create := func(u *unstructured.Unstructured) error {
+		gvr := schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: strings.ToLower(u.GetKind()) + "s"}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			_, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{FieldValidation: "Strict"})
+			if !apierrors.IsNotFound(err) || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for _, u := range objs {
+		if err := create(u); err != nil {
+			t.Errorf("%s %s, as cert-manager's CRD validates it: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	// The schema is cert-manager's, not an open one: a field it lacks is
+	// refused.
+	bad := objs[len(objs)-1].DeepCopy()
+	bad.SetName(bad.GetName() + "-bad")
+	if err := unstructured.SetNestedField(bad.Object, "x", "spec", "noSuchField"); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(bad); err == nil {
+		t.Errorf("a %s with spec.noSuchField was accepted: the CRD does not check", bad.GetKind())
 	}
 }

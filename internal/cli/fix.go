@@ -8,14 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
 
+	"github.com/rollguard/rollguard/pkg/config"
 	"github.com/rollguard/rollguard/pkg/fix"
 	"github.com/rollguard/rollguard/pkg/manifest"
 	"github.com/rollguard/rollguard/pkg/rules"
@@ -71,8 +70,6 @@ usage or input error (a file with an input error is never changed).`,
 	return cmd
 }
 
-var k8sVersionRe = regexp.MustCompile(`^v?1\.(\d+)(\.\d+)?$`)
-
 func (f *fixFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 	if len(args) == 0 {
 		return usageError("no input: give files or folders, or - to read standard input (see 'rollguard fix --help')")
@@ -86,11 +83,11 @@ func (f *fixFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 	}
 	fixOpts := rules.FixOptions{PrependSleep: f.prependSleep}
 	if f.k8sVersion != "" {
-		m := k8sVersionRe.FindStringSubmatch(f.k8sVersion)
-		if m == nil {
-			return usageError("--k8s-version %q: want a version such as 1.29", f.k8sVersion)
+		minor, err := config.ParseK8sVersion(f.k8sVersion)
+		if err != nil {
+			return usageError("--k8s-version: %v", err)
 		}
-		fixOpts.KubeMinor, _ = strconv.Atoi(m[1])
+		fixOpts.KubeMinor = minor
 	}
 	failOn, err := rules.ParseSeverity(f.failOn)
 	if err != nil {
@@ -111,6 +108,9 @@ func (f *fixFlags) run(cmd *cobra.Command, s Streams, args []string) error {
 		}
 	}
 	fixOpts.Settings = res.opts.Settings
+	if f.k8sVersion == "" && res.cfg != nil {
+		fixOpts.KubeMinor = res.cfg.KubeMinor // the file's k8sVersion; the flag wins
+	}
 
 	read := &manifest.Result{}
 	var inputs []fix.Input

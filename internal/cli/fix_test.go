@@ -253,3 +253,30 @@ func TestFixOldClusterNoNativeSleepNote(t *testing.T) {
 		t.Errorf("want the RG101 edit with its exec note and no 1.30 floor:\n%s", stderr)
 	}
 }
+
+// TestFixK8sVersionFromConfig: the configuration file's k8sVersion is the
+// default of --k8s-version, and the flag wins over it.
+func TestFixK8sVersionFromConfig(t *testing.T) {
+	t.Parallel()
+	in, err := os.ReadFile("../../pkg/fix/testdata/follow-on.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "rollguard.yaml")
+	if err := os.WriteFile(cfg, []byte("k8sVersion: \"1.29\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, _ := rollguard(t, string(in), "fix", "--config", cfg, "-"); !strings.Contains(out, `command: ["sleep", "5"]`) {
+		t.Errorf("k8sVersion 1.29 in the file: want an exec sleep:\n%s\n%s", out, stderr)
+	}
+	if out, stderr, _ := rollguard(t, string(in), "fix", "--config", cfg, "--k8s-version", "1.30", "-"); strings.Contains(out, `command: ["sleep"`) || !strings.Contains(out, "sleep:\n") {
+		t.Errorf("--k8s-version 1.30 over the file's 1.29: want the native sleep:\n%s\n%s", out, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "rollguard.yaml")
+	if err := os.WriteFile(bad, []byte("k8sVersion: 2.0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := rollguard(t, string(in), "fix", "--config", bad, "-"); code == 0 || !strings.Contains(stderr, "k8sVersion") {
+		t.Errorf("a bad k8sVersion: exit %d, %s", code, stderr)
+	}
+}

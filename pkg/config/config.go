@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path"
+	"regexp"
+	"strconv"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -36,6 +38,7 @@ const (
 //	ignorePaths: ["test/**", "**/*-dev.yaml"]
 //	telemetryPorts: [metrics, "*-metrics", admin]
 //	deny: [RG201]
+//	k8sVersion: "1.29"
 type File struct {
 	APIVersion        string            `yaml:"apiVersion"`
 	Kind              string            `yaml:"kind"`
@@ -47,6 +50,7 @@ type File struct {
 	IgnorePaths       []string          `yaml:"ignorePaths"`
 	TelemetryPorts    *[]string         `yaml:"telemetryPorts"`
 	Deny              []string          `yaml:"deny"`
+	K8sVersion        string            `yaml:"k8sVersion"`
 }
 
 // Config is a validated configuration. Zero values mean "not set".
@@ -63,6 +67,9 @@ type Config struct {
 	// Deny lists the rules whose findings the admission webhook turns into
 	// denials instead of warnings.
 	Deny map[*rules.Rule]bool
+	// KubeMinor is the minor version of the oldest Kubernetes 1.x the pods
+	// run on (their oldest kubelet), as fix's --k8s-version; 0 when not set.
+	KubeMinor int
 }
 
 // Load reads and validates a configuration file against a registry.
@@ -102,6 +109,11 @@ func Parse(data []byte, reg *rules.Registry) (*Config, error) {
 		}
 	}
 	var err error
+	if f.K8sVersion != "" {
+		if cfg.KubeMinor, err = ParseK8sVersion(f.K8sVersion); err != nil {
+			return nil, fmt.Errorf("k8sVersion: %w", err)
+		}
+	}
 	if cfg.PropagationBudget, err = duration("propagationBudget", f.PropagationBudget); err != nil {
 		return nil, err
 	}
@@ -139,6 +151,22 @@ func Parse(data []byte, reg *rules.Registry) (*Config, error) {
 		cfg.Severity[r] = s
 	}
 	return cfg, nil
+}
+
+var k8sVersionRe = regexp.MustCompile(`^v?1\.(\d+)(\.\d+)?$`)
+
+// ParseK8sVersion reads a Kubernetes version such as 1.29, v1.29 or
+// 1.29.4 and returns its minor version.
+func ParseK8sVersion(s string) (int, error) {
+	m := k8sVersionRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a Kubernetes version such as 1.29", s)
+	}
+	minor, err := strconv.Atoi(m[1])
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a Kubernetes version such as 1.29", s)
+	}
+	return minor, nil
 }
 
 func duration(field, s string) (time.Duration, error) {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/rollguard/rollguard/pkg/config"
 	"github.com/rollguard/rollguard/pkg/manifest"
 	"github.com/rollguard/rollguard/pkg/rules"
 )
@@ -357,4 +358,25 @@ func applyPatch(t *testing.T, raw []byte, resp admission.Response) []byte {
 		t.Fatalf("the patch does not apply: %v", err)
 	}
 	return out
+}
+
+// TestMutateConfiguredKubelets: the configuration's k8sVersion replaces
+// the guess from the API server's version, either way.
+func TestMutateConfiguredKubelets(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		guess, configured int
+		exec              bool
+	}{{27, 30, false}, {34, 29, true}, {27, 0, true}, {34, 0, false}} {
+		m := mutator(services{"shop": {web("shop")}})
+		m.Settings.Store(FromConfig(&config.Config{KubeMinor: tc.configured}, tc.guess))
+		out, _, err := m.Mutate(lossyPod(), "shop")
+		if err != nil || out == nil {
+			t.Fatalf("Mutate: %v, %v", out, err)
+		}
+		ps := out.Spec.Containers[0].Lifecycle.PreStop
+		if got := ps.Exec != nil; got != tc.exec || !got && ps.Sleep == nil {
+			t.Errorf("API server guess 1.%d, k8sVersion 1.%d: preStop %+v, want exec %v", tc.guess, tc.configured, ps, tc.exec)
+		}
+	}
 }

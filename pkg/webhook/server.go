@@ -247,9 +247,11 @@ func Serve(ctx context.Context, o ServerOptions) error {
 				o.Log.Error(err, "configuration not loaded; the previous one stays in force", "configmap", o.Namespace+"/"+o.ConfigMap, "key", ConfigKey)
 				return
 			}
-			cur.Store(FromConfig(c, minor))
+			st := FromConfig(c, minor)
+			cur.Store(st)
 			reloads.WithLabelValues("ok").Inc()
-			o.Log.Info("configuration loaded", "configmap", o.Namespace+"/"+o.ConfigMap, "propagationBudget", c.PropagationBudget.String())
+			o.Log.Info("configuration loaded", "configmap", o.Namespace+"/"+o.ConfigMap, "propagationBudget", c.PropagationBudget.String(),
+				"oldestKubeletMinor", st.KubeMinor)
 		}
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc: load,

@@ -86,7 +86,9 @@ type Settings struct {
 }
 
 // FromConfig makes Settings from a configuration file's content (nil for
-// none): the file's values over the defaults.
+// none): the file's values over the defaults. kubeMinor is the oldest
+// kubelet's minor version as guessed from the API server's; the file's
+// k8sVersion replaces it.
 func FromConfig(cfg *config.Config, kubeMinor int) *Settings {
 	s := &Settings{Rules: rules.Options{Settings: rules.DefaultSettings()}, KubeMinor: kubeMinor, Deny: map[*rules.Rule]bool{}}
 	if cfg == nil {
@@ -97,6 +99,11 @@ func FromConfig(cfg *config.Config, kubeMinor int) *Settings {
 	}
 	if cfg.DrainAllowance > 0 {
 		s.Rules.Settings.DrainAllowance = cfg.DrainAllowance
+	}
+	if cfg.KubeMinor > 0 {
+		// The operator knows the oldest kubelet: it wins over the guess
+		// from the API server's version and the skew policy.
+		s.KubeMinor = cfg.KubeMinor
 	}
 	s.Rules.Disabled, s.Rules.Severity = cfg.Disabled, cfg.Severity
 	s.Model.TelemetryPorts = cfg.TelemetryPorts

@@ -451,6 +451,10 @@ func TestChartDeployment(t *testing.T) {
 			objs.must(t, "Service", svc, &s)
 			wantPorts := []corev1.ServicePort{{Name: "webhook", Port: 443, TargetPort: intstr.FromString("webhook"), Protocol: corev1.ProtocolTCP},
 				{Name: "metrics", Port: 8080, TargetPort: intstr.FromString("metrics"), Protocol: corev1.ProtocolTCP}}
+			if !m.plainMetrics {
+				https := "https"
+				wantPorts[1].AppProtocol = &https
+			}
 			if !reflect.DeepEqual(s.Spec.Ports, wantPorts) || !reflect.DeepEqual(s.Spec.Selector, d.Spec.Selector.MatchLabels) {
 				t.Errorf("Service ports %s, selector %v", asJSON(s.Spec.Ports), s.Spec.Selector)
 			}

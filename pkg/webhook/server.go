@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -289,7 +290,10 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	}
 	mopts := metricsserver.Options{BindAddress: metricsAddr}
 	if o.MetricsSecure {
+		// The webhook's own certificate, which a scraper can verify, and
+		// the API server's word on each caller.
 		mopts.SecureServing = true
+		mopts.TLSOpts = []func(*tls.Config){(&servingCert{ctx: ctx, dir: o.CertDir, log: o.Log}).tlsOpt}
 		mopts.FilterProvider = func(c *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
 			cs, err := kubernetes.NewForConfigAndClient(c, hc)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -34,8 +35,8 @@ import (
 )
 
 // TestChartRBAC applies everything the chart renders (in both TLS modes,
-// strictly validated by the API server; cert-manager's own kinds left out,
-// the test server has no such CRDs) and runs the webhook as the chart's
+// strictly validated by the API server; cert-manager's Issuer and
+// Certificate against cert-manager's own CRDs) and runs the webhook as the chart's
 // ServiceAccount: with exactly the chart's RBAC it must sync its caches,
 // (self-signed) fill its Secret and inject its CA into both webhook
 // configurations, become ready, and follow a ConfigMap change. The
@@ -128,7 +129,12 @@ func chartRBAC(t *testing.T, mode string) {
 		MetricsAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), MetricsSecure: true, ProbeAddr: "", Registry: rules.Default(), Log: lg}
 	ready := make(chan struct{})
 	o.Ready = ready
+	// The CA a scraper verifies the metrics server with, and the name it
+	// asks for: the webhook serves /metrics with its own certificate.
+	var servingCA []byte
+	serverName := "127.0.0.1"
 	if mode == "self" {
+		serverName = release + "-webhook." + ns + ".svc"
 		o.Rotate = &webhook.Rotation{Secret: release + "-webhook-tls", DNSName: release + "-webhook." + ns + ".svc", Mutating: release, Validating: release, CheckEvery: time.Hour}
 		// The kubelet's part: the Secret's keys into the mounted folder.
 		go func() {
@@ -144,7 +150,7 @@ func chartRBAC(t *testing.T, mode string) {
 			}
 		}()
 	} else {
-		if _, err := selfSigned(dir); err != nil {
+		if servingCA, err = selfSigned(dir); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -191,7 +197,11 @@ func chartRBAC(t *testing.T, mode string) {
 	// bound to the chart's metrics-reader ClusterRole.
 	scrape := func(token string) (int, string) {
 		t.Helper()
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // its certificate is self-signed
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(servingCA) {
+			t.Fatalf("no CA to verify the metrics server with")
+		}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: serverName}}}
 		req, _ := http.NewRequest("GET", "https://"+o.MetricsAddr+"/metrics", nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -210,11 +220,22 @@ func chartRBAC(t *testing.T, mode string) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	if mode == "self" {
+		// The rotator's CA, from the Secret a scraper would read it from.
+		sec, err := cs.CoreV1().Secrets(ns).Get(ctx, release+"-webhook-tls", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servingCA = sec.Data["ca.crt"]
+	}
 	if code, _ := scrape(""); code != http.StatusUnauthorized {
 		t.Errorf("/metrics without a token: %d, want 401", code)
 	}
 	if code, _ := scrape(nobodyToken); code != http.StatusForbidden {
 		t.Errorf("/metrics for a user without the right: %d, want 403", code)
+	}
+	if code, _ := scrape(readerToken); code != http.StatusForbidden {
+		t.Errorf("/metrics for reader before the binding: %d, want 403", code)
 	}
 	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: release + "-metrics-test"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: release + "-metrics-reader"},
@@ -225,7 +246,13 @@ func chartRBAC(t *testing.T, mode string) {
 	defer func() {
 		_ = cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
 	}()
-	if code, body := scrape(readerToken); code != http.StatusOK || !strings.Contains(body, "rollguard_webhook_config_reloads_total") {
+	// A refusal is cached for 10 s: the binding is in force after that.
+	code, body := scrape(readerToken)
+	for deadline := time.Now().Add(20 * time.Second); code == http.StatusForbidden && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		code, body = scrape(readerToken)
+	}
+	if code != http.StatusOK || !strings.Contains(body, "rollguard_webhook_config_reloads_total") {
 		t.Errorf("/metrics for a user bound to the metrics-reader ClusterRole: %d, want 200 with rollguard's metrics\n%.500s", code, body)
 	}
 	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
@@ -235,15 +262,18 @@ func chartRBAC(t *testing.T, mode string) {
 
 // applyCertManagerObjects creates the chart's Issuer and Certificate,
 // strictly validated against cert-manager's own CRDs (from
-// $CERT_MANAGER_CRDS, which hack/test.sh fills with
+// $CERT_MANAGER_CRDS, which hack/test.sh fills, or else from
 // hack/cert-manager-crds.sh). No cert-manager runs here: what is checked
 // is that cert-manager would accept the objects as written.
 func applyCertManagerObjects(t *testing.T, objs []*unstructured.Unstructured, ns string) {
 	t.Helper()
 	dir := os.Getenv("CERT_MANAGER_CRDS")
 	if dir == "" {
-		t.Log("CERT_MANAGER_CRDS is not set (hack/test.sh sets it): the chart's Issuer and Certificate are not checked against cert-manager's schemas")
-		return
+		out, err := exec.Command("../../hack/cert-manager-crds.sh").Output()
+		if err != nil {
+			t.Fatalf("CERT_MANAGER_CRDS is not set, and hack/cert-manager-crds.sh failed: %v", err)
+		}
+		dir = strings.TrimSpace(string(out))
 	}
 	if len(objs) != 2 {
 		t.Fatalf("the chart rendered %d cert-manager objects, want an Issuer and a Certificate", len(objs))

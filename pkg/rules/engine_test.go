@@ -261,7 +261,7 @@ func TestRemedyValues(t *testing.T) {
 			rules.Remedy{Unfixable: `Kubernetes 1.29 has no native sleep action, and image "gcr.io/distroless/static:nonroot" looks like a minimal one with no sleep binary for an exec hook: ` +
 				"make the app keep serving for 5s after SIGTERM (and declare it with the rollguard.io/shutdown-delay annotation), or run nodes of 1.30 or later"}},
 		{"RG101 before 1.30 on a minimal image whose probe runs sleep: an exec sleep",
-			served("        - {name: app, image: cgr.dev/chainguard/busybox, ports: [{name: http, containerPort: 8080}], readinessProbe: {exec: {command: [sleep, \"0\"]}}}\n"), "RG101", old, "",
+			served("        - {name: app, image: cgr.dev/chainguard/nginx, ports: [{name: http, containerPort: 8080}], readinessProbe: {exec: {command: [sleep, \"0\"]}}}\n"), "RG101", old, "",
 			rules.Remedy{Ops: []rules.Op{{Path: c0 + ".lifecycle.preStop", Value: rules.M("exec", rules.M("command", []any{"sleep", "5"}))}},
 				Note: "Kubernetes 1.29 has no native sleep action: the hook runs the image's sleep binary, which distroless and scratch images lack"}},
 		{"RG101 on a distroless image from 1.30: the native sleep",

@@ -20,8 +20,9 @@ on by default in Kubernetes 1.30 and GA in 1.34, is run by the kubelet itself.
 
 rollguard is quiet when the pod spec shows the image has the binary (the container's own
 command, an exec probe or a postStart hook runs it). Otherwise it is a warning for images
-whose name marks them as minimal (distroless, scratch, Chainguard, static) and info for the
-rest, which usually ship a shell.`,
+whose name marks them as minimal (distroless, scratch, Chainguard's cgr.dev, static-debian;
+not their :debug or -dev tags, nor busybox or wolfi-base images, which ship a shell) and info
+for the rest, which usually ship a shell.`,
 		Fix: `Replace the exec hook with the native sleep action. A hook that does more than sleep cannot
 be merged automatically: move its other work into the app's SIGTERM handling, or keep it and
 make sure the image ships the binaries it runs.`,
@@ -82,13 +83,31 @@ make sure the image ships the binaries it runs.`,
 // without a shell or coreutils.
 var minimalImages = []string{"distroless", "scratch", "chainguard", "cgr.dev/", "static-debian"}
 
+// shellVariants are parts of minimal images' references that name the
+// variants shipped with a shell and coreutils (busybox): distroless's
+// :debug tags, Chainguard's -dev tags, busybox and wolfi-base images.
+var shellVariants = []string{"busybox", "wolfi-base"}
+
 // minimalImage reports whether an image reference looks like one without a
 // shell. It is a name heuristic: other images may lack one too, which is
 // why RG104 still reports them, as info.
 func minimalImage(image string) bool {
 	image = strings.ToLower(image)
+	name, _, _ := strings.Cut(image, "@") // the digest
+	tag := ""
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name, tag = name[:i], name[i+1:]
+	}
+	if strings.HasPrefix(tag, "debug") || tag == "dev" || strings.HasSuffix(tag, "-dev") || strings.Contains(tag, "-dev-") {
+		return false
+	}
+	for _, v := range shellVariants {
+		if strings.Contains(name, v) {
+			return false
+		}
+	}
 	for _, m := range minimalImages {
-		if strings.Contains(image, m) {
+		if strings.Contains(name, m) {
 			return true
 		}
 	}

@@ -102,7 +102,9 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 	}
 	resp, err := mu.patch(&pod, req.Object.Raw)
 	if err != nil {
-		return failOpen(fmt.Errorf("patching the Pod of %s/%s: %w", req.Namespace, req.Name, err))
+		r := failOpen(fmt.Errorf("patching the Pod of %s/%s: %w", req.Namespace, req.Name, err))
+		r.Warnings = append(r.Warnings, mu.warnings...)
+		return r
 	}
 	resp.Warnings = mu.warnings
 	if keyed && resp.Result == nil {
@@ -244,22 +246,24 @@ func (mu *mutation) podJSON(pod *corev1.Pod) ([]byte, error) {
 
 // mergeChanges is the mutated annotation of a pod that has one already,
 // from an earlier call in the same admission (the API server calls the
-// webhook again when a later webhook changed the pod): the changes of
-// both, each once, in order.
+// webhook again when a later webhook changed the pod): one entry per
+// field, the newer value where both set one, sorted. An entry is
+// "FIELD=VALUE (RULES)", and entries are joined by "; ", which no value
+// the mutation writes holds.
 func mergeChanges(had, now string) string {
 	if had == "" {
 		return now
 	}
-	seen := map[string]bool{}
-	var all []string
-	for _, c := range append(strings.Split(had, "; "), strings.Split(now, "; ")...) {
-		if c != "" && !seen[c] {
-			seen[c] = true
-			all = append(all, c)
+	byField := map[string]string{}
+	for _, list := range []string{had, now} {
+		for _, c := range strings.Split(list, "; ") {
+			if c != "" {
+				field, _, _ := strings.Cut(c, "=")
+				byField[field] = c
+			}
 		}
 	}
-	sort.Strings(all)
-	return strings.Join(all, "; ")
+	return strings.Join(slices.Sorted(maps.Values(byField)), "; ")
 }
 
 // stored is the Settings in force, nil when none were stored (the

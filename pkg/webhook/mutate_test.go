@@ -333,11 +333,14 @@ func TestMutateMergesItsAnnotation(t *testing.T) {
 			t.Errorf("annotation %q lacks %q", ann, want)
 		}
 	}
-	if got := mergeChanges("b (X); a (Y)", "a (Y); c (Z)"); got != "a (Y); b (X); c (Z)" {
-		t.Errorf("mergeChanges = %q", got)
-	}
-	if got := mergeChanges("", "a (Y)"); got != "a (Y)" {
-		t.Errorf("mergeChanges with none before = %q", got)
+	for _, tc := range []struct{ had, now, want string }{
+		{"b=1 (X); a=1 (Y)", "a=1 (Y); c=1 (Z)", "a=1 (Y); b=1 (X); c=1 (Z)"},
+		{"a=1 (Y); b=1 (X)", "a=2 (Y)", "a=2 (Y); b=1 (X)"}, // the newer value of a field
+		{"", "a=1 (Y)", "a=1 (Y)"},
+	} {
+		if got := mergeChanges(tc.had, tc.now); got != tc.want {
+			t.Errorf("mergeChanges(%q, %q) = %q, want %q", tc.had, tc.now, got, tc.want)
+		}
 	}
 }
 
@@ -377,6 +380,39 @@ func TestMutateConfiguredKubelets(t *testing.T) {
 		ps := out.Spec.Containers[0].Lifecycle.PreStop
 		if got := ps.Exec != nil; got != tc.exec || !got && ps.Sleep == nil {
 			t.Errorf("API server guess 1.%d, k8sVersion 1.%d: preStop %+v, want exec %v", tc.guess, tc.configured, ps, tc.exec)
+		}
+	}
+}
+
+// TestHandlePatchesAnnotatedPods: the patch applies to a pod that has
+// annotations, one of them with the characters a JSON pointer escapes,
+// and to one that carries an earlier call's annotation (replaced).
+func TestHandlePatchesAnnotatedPods(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	for name, ann := range map[string]map[string]string{
+		"escaped keys":    {"example.com/a~b": "1", "prometheus.io/scrape": "true"},
+		"an earlier call": {MutatedAnnotation: "spec.containers[1].readinessProbe={tcpSocket: {port: 9000}} (RG201)"},
+	} {
+		p := lossyPod()
+		p.Annotations = ann
+		req := request(t, p, "shop")
+		resp := m.Handle(context.Background(), req)
+		if !resp.Allowed || len(resp.Patches) == 0 {
+			t.Fatalf("%s: %+v", name, resp)
+		}
+		var got corev1.Pod
+		if err := json.Unmarshal(applyPatch(t, req.Object.Raw, resp), &got); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range ann {
+			if k != MutatedAnnotation && got.Annotations[k] != v {
+				t.Errorf("%s: annotation %s = %q, want %q", name, k, got.Annotations[k], v)
+			}
+		}
+		mutated := got.Annotations[MutatedAnnotation]
+		if !strings.Contains(mutated, "containers[0].readinessProbe") || ann[MutatedAnnotation] != "" && !strings.Contains(mutated, ann[MutatedAnnotation]) {
+			t.Errorf("%s: %s = %q", name, MutatedAnnotation, mutated)
 		}
 	}
 }

@@ -450,6 +450,20 @@ func TestStartNoAgent(t *testing.T) {
 	}
 }
 
+// No pod to start is no agent, found without a call.
+func TestStartNoPods(t *testing.T) {
+	t.Parallel()
+	cs := fake.NewClientset()
+	agents, warnings, err := starter(t, cs, &agentServer{}).Start(testCtx(t), nil)
+	var ie *InputError
+	if !errors.As(err, &ie) || agents != nil || warnings != nil {
+		t.Errorf("Start = %v, %v, %v; want an *InputError alone", agents, warnings, err)
+	}
+	if n := len(cs.Actions()); n != 0 {
+		t.Errorf("%d calls for no pod", n)
+	}
+}
+
 // A clock that cannot be read fails Start, but the agents are returned
 // for the caller to clean up and report.
 func TestStartClockError(t *testing.T) {

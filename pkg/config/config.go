@@ -153,10 +153,11 @@ func Parse(data []byte, reg *rules.Registry) (*Config, error) {
 	return cfg, nil
 }
 
-var k8sVersionRe = regexp.MustCompile(`^v?1\.(\d+)(\.\d+)?$`)
+var k8sVersionRe = regexp.MustCompile(`^v?1\.(\d+)(\.\d+)?([-+][0-9A-Za-z.+-]*)?$`)
 
-// ParseK8sVersion reads a Kubernetes version such as 1.29, v1.29 or
-// 1.29.4 and returns its minor version.
+// ParseK8sVersion reads a Kubernetes version such as 1.29, v1.29, 1.29.4
+// or a provider's build as kubectl get nodes shows it (v1.29.3-eks-ae9a62a,
+// v1.29.1-gke.1589000) and returns its minor version.
 func ParseK8sVersion(s string) (int, error) {
 	m := k8sVersionRe.FindStringSubmatch(s)
 	if m == nil {

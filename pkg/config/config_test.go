@@ -103,13 +103,13 @@ func TestZeroDuration(t *testing.T) {
 func TestK8sVersion(t *testing.T) {
 	t.Parallel()
 	reg := rules.Default()
-	for text, want := range map[string]int{`k8sVersion: "1.29"`: 29, "k8sVersion: v1.31.4": 31, `k8sVersion: "1.30.0"`: 30, "": 0} {
+	for text, want := range map[string]int{`k8sVersion: "1.29"`: 29, "k8sVersion: v1.31.4": 31, `k8sVersion: "1.30.0"`: 30, "": 0, "k8sVersion: v1.29.3-eks-ae9a62a": 29, "k8sVersion: v1.29.1-gke.1589000": 29, "k8sVersion: v1.31.2+k3s1": 31} {
 		cfg, err := config.Parse([]byte(text+"\n"), reg)
 		if err != nil || cfg.KubeMinor != want {
 			t.Errorf("%q: %v, %v; want minor %d", text, cfg, err, want)
 		}
 	}
-	for _, text := range []string{"k8sVersion: 2.1", "k8sVersion: 1.x", `k8sVersion: "129"`, "k8sVersion: latest"} {
+	for _, text := range []string{"k8sVersion: 2.1", "k8sVersion: 1.x", `k8sVersion: "129"`, "k8sVersion: latest", "k8sVersion: v1.29.3 eks"} {
 		if _, err := config.Parse([]byte(text+"\n"), reg); err == nil || !strings.Contains(err.Error(), "k8sVersion: ") || !strings.Contains(err.Error(), "such as 1.29") {
 			t.Errorf("%q: %v", text, err)
 		}

@@ -248,6 +248,12 @@ func Serve(ctx context.Context, o ServerOptions) error {
 				o.Log.Error(err, "configuration not loaded; the previous one stays in force", "configmap", o.Namespace+"/"+o.ConfigMap, "key", ConfigKey)
 				return
 			}
+			if serverMinor > 0 && c.KubeMinor > serverMinor {
+				// No kubelet is newer than its API server: k8sVersion names
+				// the oldest kubelet, not the control plane.
+				o.Log.Info("k8sVersion is newer than the API server, which no kubelet can be: using the API server's", "k8sVersion", c.KubeMinor, "apiServerMinor", serverMinor)
+				c.KubeMinor = serverMinor
+			}
 			st := FromConfig(c, minor)
 			cur.Store(st)
 			reloads.WithLabelValues("ok").Inc()

@@ -163,19 +163,29 @@ func (s *Starter) Start(ctx context.Context, pods []*corev1.Pod) (agents []*Agen
 		if err != nil {
 			return nil, nil, s.Roles.APIError(err, "list pods", s.Namespace)
 		}
+		listed := map[string]*corev1.Pod{}
 		for i := range l.Items {
-			p := &l.Items[i]
-			a := pending[p.Name]
-			if a == nil {
+			listed[l.Items[i].Name] = &l.Items[i]
+		}
+		// In the order the agents were made, so that warnings are too.
+		for _, a := range agents {
+			if pending[a.Pod] == nil {
 				continue
 			}
-			if PodReady(p) {
-				delete(pending, p.Name)
+			p := listed[a.Pod]
+			var why string
+			switch {
+			case p == nil:
+				// A list after the create sees the pod while it exists.
+				why = "its pod is gone (deleted, or with its node)"
+			case PodReady(p):
+				delete(pending, a.Pod)
 				continue
-			}
-			why := PodStuck(p)
-			if why == "" && time.Now().After(deadline) {
-				why = fmt.Sprintf("not ready after %s (phase %s; raise --agent-timeout)", s.Timeout, p.Status.Phase)
+			default:
+				why = PodStuck(p)
+				if why == "" && time.Now().After(deadline) {
+					why = fmt.Sprintf("not ready after %s (phase %s; raise --agent-timeout)", s.Timeout, p.Status.Phase)
+				}
 			}
 			if why == "" {
 				continue
@@ -183,7 +193,7 @@ func (s *Starter) Start(ctx context.Context, pods []*corev1.Pod) (agents []*Agen
 			if s.Strict {
 				return nil, nil, &InputError{fmt.Errorf("agent %s on node %s cannot start: %s (is --image %s right and pullable from the node?)", a.Pod, a.Node, why, s.Image)}
 			}
-			delete(pending, p.Name)
+			delete(pending, a.Pod)
 			dropped = append(dropped, a.Pod)
 			warnings = append(warnings, fmt.Sprintf("no agent on node %s: %s", a.Node, why))
 		}

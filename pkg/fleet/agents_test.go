@@ -689,3 +689,35 @@ func TestDeletePodsTimeout(t *testing.T) {
 		t.Errorf("DeletePods = %v, want 2 pods still present", err)
 	}
 }
+
+// TestStartPodGone: an agent whose pod disappears (deleted, or collected
+// with its node) is left out at once, not waited for until the context
+// ends.
+func TestStartPodGone(t *testing.T) {
+	t.Parallel()
+	cs := fake.NewClientset()
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		p := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod)
+		if p.Spec.NodeName == "n2" {
+			return true, p, nil // created, and gone before the first list
+		}
+		return false, nil, nil
+	})
+	st := starter(t, cs, &agentServer{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	agents, warnings, err := st.Start(ctx, agentPods([]string{"n1", "n2"}, func(string) corev1.PodStatus { return readyStatus }))
+	if err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	if got, want := agentNodes(agents), []string{"0:n1:agent-0"}; !slices.Equal(got, want) {
+		t.Errorf("agents %v, want %v", got, want)
+	}
+	if want := []string{"no agent on node n2: its pod is gone (deleted, or with its node)"}; !slices.Equal(warnings, want) {
+		t.Errorf("warnings %q, want %q", warnings, want)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s", took)
+	}
+}

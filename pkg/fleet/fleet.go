@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,8 +54,8 @@ func (r Roles) APIError(err error, call, ns string) error {
 }
 
 // ReadyNodes lists the nodes to run a pod on each of: the ones named,
-// which must be ready, schedulable Linux nodes, or with none named every
-// such node, sorted.
+// which must be ready, schedulable Linux nodes (each once, in the order
+// given), or with none named every such node, sorted.
 func (r Roles) ReadyNodes(ctx context.Context, cs kubernetes.Interface, named []string) ([]string, error) {
 	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -80,12 +81,16 @@ func (r Roles) ReadyNodes(ctx context.Context, cs kubernetes.Interface, named []
 		}
 		return all, nil
 	}
+	var out []string
 	for _, n := range named {
 		if !ready[n] {
 			return nil, &InputError{fmt.Errorf("--from: node %q is not a ready, schedulable Linux node (those: %s)", n, strings.Join(all, ", "))}
 		}
+		if !slices.Contains(out, n) { // one pod a node, however often named
+			out = append(out, n)
+		}
 	}
-	return named, nil
+	return out, nil
 }
 
 // PodReady reports whether a pod's Ready condition is true.

@@ -175,6 +175,7 @@ func TestReadyNodes(t *testing.T) {
 		{name: "every ready linux node, sorted", objects: cluster, want: []string{"alpha", "mid", "zeta"}},
 		{name: "named, as given", objects: cluster, named: []string{"zeta", "alpha"}, want: []string{"zeta", "alpha"}},
 		{name: "one named", objects: cluster, named: []string{"mid"}, want: []string{"mid"}},
+		{name: "named twice, once", objects: cluster, named: []string{"zeta", "alpha", "zeta"}, want: []string{"zeta", "alpha"}},
 		{name: "named not ready", objects: cluster, named: []string{"alpha", "down"},
 			wantErr: []string{`--from: node "down" is not a ready, schedulable Linux node (those: alpha, mid, zeta)`}},
 		{name: "named cordoned", objects: cluster, named: []string{"cordoned"}, wantErr: []string{`node "cordoned"`, "(those: alpha, mid, zeta)"}},

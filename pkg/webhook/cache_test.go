@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -511,5 +512,121 @@ func TestCacheResponsesInvalidate(t *testing.T) {
 	}
 	if h, _, _, _ := m.CacheStats(); h < uint64(len(steps)) {
 		t.Errorf("%d hits", h)
+	}
+}
+
+// TestCacheByteBounds: an entry of exactly a sixteenth of the bytes is
+// kept, and entries that fill the bytes exactly all stay; the bytes
+// counted are the entries' own, through evictions.
+func TestCacheByteBounds(t *testing.T) {
+	t.Parallel()
+	c := newResultCache(100, 16*1000)
+	for i := range 16 {
+		k := cacheKey{sum: [32]byte{byte(i)}}
+		c.get(k)
+		c.put(k, &cachedResult{size: 1000})
+	}
+	if entries, bytes := c.len(); entries != 16 || bytes != 16*1000 {
+		t.Errorf("16 entries of a sixteenth: %d entries of %d bytes kept", entries, bytes)
+	}
+	for i := 16; i < 40; i++ {
+		k := cacheKey{sum: [32]byte{byte(i)}}
+		c.get(k)
+		c.put(k, &cachedResult{size: 700})
+	}
+	// 22 of 700 bytes fit in 16,000 (15,400), 23 do not.
+	if entries, bytes := c.len(); entries != 22 || bytes != 22*700 {
+		t.Errorf("after evictions: %d entries of %d bytes, want 22 of %d", entries, bytes, 22*700)
+	}
+}
+
+// TestCachedResultRefuses: what cannot be cached with the token volume's
+// name replaced by the mark, and what an entry is counted for.
+func TestCachedResultRefuses(t *testing.T) {
+	t.Parallel()
+	const token = "kube-api-access-abcde"
+	spec := []byte(`{"volumes":[{"name":"` + token + `"}],"containers":[{"volumeMounts":[{"name":"` + token + `"}]}]}`)
+	mu := func(spec []byte, ann string, warnings ...string) *mutation {
+		return &mutation{changed: true, specJSON: spec, annotation: ann, warnings: warnings}
+	}
+	r := newCachedResult(mu(spec, "a=1 (RG101)", "w1", "w22"), token)
+	if r == nil {
+		t.Fatal("a plain result was not cached")
+	}
+	if want := entryOverhead + len(spec) + len("a=1 (RG101)") + len("w1") + len("w22"); r.size != want {
+		t.Errorf("size %d, want %d", r.size, want)
+	}
+	if bytes.Contains(r.spec, []byte(token)) || !bytes.Contains(r.spec, []byte(tokenMark)) {
+		t.Errorf("the cached spec keeps the name: %s", r.spec)
+	}
+	if got := r.mutation("kube-api-access-zz999").specJSON; !bytes.Contains(got, []byte(`"kube-api-access-zz999"`)) || bytes.Contains(got, []byte(tokenMark)) {
+		t.Errorf("the spec made another pod's: %s", got)
+	}
+	for name, m := range map[string]*mutation{
+		"the name in a warning":           mu(spec, "a=1", "w", "volume "+token+" is odd"),
+		"the name in the annotation":      mu(spec, "volumes="+token),
+		"the name inside a longer string": mu([]byte(`{"a":"`+token+`","b":"x`+token+`"}`), "a=1"),
+		"the mark in the spec already":    mu([]byte(`{"a":"`+token+`","b":"`+tokenMark+`"}`), "a=1"),
+	} {
+		if r := newCachedResult(m, token); r != nil {
+			t.Errorf("%s: cached", name)
+		}
+	}
+	// Without a token, the spec is kept as it is.
+	if r := newCachedResult(mu(spec, "a=1", "volume "+token), ""); r == nil || !bytes.Equal(r.spec, spec) {
+		t.Errorf("no token: %+v", r)
+	}
+}
+
+func TestWholeValues(t *testing.T) {
+	t.Parallel()
+	const s = "kube-api-access-abcde"
+	for b, want := range map[string]bool{
+		`{"name":"` + s + `"}`:                true,
+		`["x","` + s + `"]`:                   true,
+		`{"` + s + `":1}`:                     true,
+		`{"a":"` + s + `","b":["` + s + `"]}`: true,
+		`{"a":"none"}`:                        true,
+		`{"a":"x` + s + `"}`:                  false, // a longer string's end
+		`{"a":"` + s + `x"}`:                  false, // a longer string's start
+		`{"a":"` + s + `","b":"/` + s + `"}`:  false, // the second occurrence
+		`"` + s + `"`:                         false, // no room for what surrounds a value
+		`{"a":` + s + `}`:                     false, // not a string
+		`{"a": "` + s + `"}`:                  false, // not as json.Marshal writes it
+		`{"a":"` + s + `"`:                    false, // at the very end
+	} {
+		if got := wholeValues([]byte(b), s); got != want {
+			t.Errorf("wholeValues(%s) = %v, want %v", b, got, want)
+		}
+	}
+}
+
+func TestTokenVolume(t *testing.T) {
+	t.Parallel()
+	projected := corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}
+	vol := func(name string, src corev1.VolumeSource) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: src}
+	}
+	for _, tc := range []struct {
+		name string
+		vols []corev1.Volume
+		want string
+	}{
+		{"the API server's", []corev1.Volume{vol("data", corev1.VolumeSource{}), vol("kube-api-access-x7k2p", projected)}, "kube-api-access-x7k2p"},
+		{"digits and letters", []corev1.Volume{vol("kube-api-access-a0z9b", projected)}, "kube-api-access-a0z9b"},
+		{"none", []corev1.Volume{vol("data", corev1.VolumeSource{})}, ""},
+		{"not projected", []corev1.Volume{vol("kube-api-access-x7k2p", corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}})}, ""},
+		{"too long", []corev1.Volume{vol("kube-api-access-x7k2pq", projected)}, ""},
+		{"too short", []corev1.Volume{vol("kube-api-access-x7k2", projected)}, ""},
+		{"another prefix", []corev1.Volume{vol("kube-api-accesz-x7k2p", projected)}, ""},
+		{"upper case", []corev1.Volume{vol("kube-api-access-X7k2p", projected)}, ""},
+		{"a character before 0", []corev1.Volume{vol("kube-api-access-x7k/p", projected)}, ""},
+		{"a character after z", []corev1.Volume{vol("kube-api-access-x7k~p", projected)}, ""},
+		{"a character between 9 and a", []corev1.Volume{vol("kube-api-access-x7k:p", projected)}, ""},
+		{"two", []corev1.Volume{vol("kube-api-access-x7k2p", projected), vol("kube-api-access-abcde", projected)}, ""},
+	} {
+		if got := tokenVolume(&corev1.PodSpec{Volumes: tc.vols}); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -153,6 +153,10 @@ func leftovers() string {
 type app struct {
 	preStop   int64 // seconds of native preStop sleep; 0 for none
 	readiness bool
+	// serviceReady, when set, is called between creating the Service and
+	// the Deployment (the order of a manifest that lists the Service
+	// first), to wait until whoever must see the Service has.
+	serviceReady func(t *testing.T)
 }
 
 func deploy(t *testing.T, name string, a app) { t.Helper(); deployIn(t, "default", name, a) }
@@ -189,15 +193,18 @@ func deployIn(t *testing.T, ns, name string, a app) {
 			},
 		},
 	}
-	if _, err := clientset.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.ServiceSpec{Selector: labels,
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	}
 	if _, err := clientset.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if a.serviceReady != nil {
+		a.serviceReady(t)
+	}
+	if _, err := clientset.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -182,6 +182,35 @@ func burstService(t *testing.T, ns string) {
 	}
 }
 
+// webhookSees waits until the webhook mutates a pod of the app (created
+// with a server-side dry run): the API server sees the namespace's label
+// and the webhook's caches the app's Service. Ten mutations in a row, so
+// that both replicas' caches are all but surely there too. A pod admitted
+// before would be left alone, as the docs say of pods no Service selects
+// at admission.
+func webhookSees(t *testing.T, ns, name string) {
+	t.Helper()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "localhost/rollguard:e2e",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}}}
+	inRow := 0
+	for deadline := time.Now().Add(30 * time.Second); inRow < 10; {
+		got, err := clientset.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Annotations[webhook.MutatedAnnotation] != "" {
+			inRow++
+			continue
+		}
+		inRow = 0
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook did not mutate a pod of %s/%s in 30s", ns, name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // servingCert reads the SHA-256 of the certificate one webhook pod serves,
 // from node 1 (cert-controller gives every certificate serial 1).
 func servingCert(t *testing.T, podIP string) string {
@@ -211,7 +240,7 @@ func TestWebhook(t *testing.T) {
 		injected(t, "wh-plain", false)
 		injected(t, "wh-inject", true)
 		deployIn(t, "wh-plain", "lossy", app{})
-		deployIn(t, "wh-inject", "lossy", app{})
+		deployIn(t, "wh-inject", "lossy", app{serviceReady: func(t *testing.T) { webhookSees(t, "wh-inject", "lossy") }})
 		pods, err := clientset.CoreV1().Pods("wh-inject").List(context.Background(), metav1.ListOptions{LabelSelector: "app=lossy"})
 		if err != nil || len(pods.Items) == 0 {
 			t.Fatalf("pods: %v", err)
@@ -234,7 +263,7 @@ func TestWebhook(t *testing.T) {
 	t.Run("a replica deleted during 200 pod creations", func(t *testing.T) {
 		injected(t, "wh-burst", true)
 		burstService(t, "wh-burst")
-		time.Sleep(time.Second) // the Service into both replicas' caches
+		webhookSees(t, "wh-burst", "burst")
 		pods, err := clientset.CoreV1().Pods(whNS).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=rollguard"})
 		if err != nil || len(pods.Items) != 2 {
 			t.Fatalf("webhook pods: %v (%d)", err, len(pods.Items))

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -627,6 +628,75 @@ func TestTokenVolume(t *testing.T) {
 	} {
 		if got := tokenVolume(&corev1.PodSpec{Volumes: tc.vols}); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestCachedResponseRefuses: the response cache's counterpart of
+// TestCachedResultRefuses, and the token volume names keyOf leaves as they
+// are because they stand elsewhere too.
+func TestCachedResponseRefuses(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	pod := servedPod("x7k2p")
+	const token = "kube-api-access-x7k2p"
+	if got := m.tokenOf(pod, "shop"); got != token {
+		t.Fatalf("tokenOf = %q", got)
+	}
+	patched := admission.Allowed("")
+	patched.Patches = []jsonpatch.JsonPatchOperation{{Operation: "add", Path: "/spec/volumes/0/name", Value: token}}
+	patched.Warnings = []string{"w1", "w22"}
+	r, ok := newCachedResponse(pod, "shop", m, token, patched, true).(*cachedResponse)
+	if !ok || r == nil {
+		t.Fatal("a plain response was not cached")
+	}
+	if want := entryOverhead + len(r.patch) + len("w1") + len("w22"); r.size != want || !bytes.Contains(r.patch, []byte(tokenMark)) || bytes.Contains(r.patch, []byte(token)) {
+		t.Errorf("size %d (want %d), patch %s", r.size, want, r.patch)
+	}
+	if got := r.response("kube-api-access-zz999"); len(got.Patches) != 1 || got.Patches[0].Value != "kube-api-access-zz999" || !slices.Equal(got.Warnings, patched.Warnings) {
+		t.Errorf("made another pod's: %+v", got)
+	}
+	unpatched := admission.Allowed("")
+	unpatched.Warnings = []string{"w"}
+	if r, ok := newCachedResponse(pod, "shop", m, token, unpatched, false).(*cachedResponse); !ok || r == nil || r.patch != nil || r.size != entryOverhead+1 {
+		t.Errorf("an unpatched response: %+v", r)
+	}
+	inWarning := patched
+	inWarning.Warnings = []string{"volume " + token}
+	longer := admission.Allowed("")
+	longer.Patches = []jsonpatch.JsonPatchOperation{{Operation: "add", Path: "/x", Value: "/" + token}}
+	marked := admission.Allowed("")
+	marked.Patches = []jsonpatch.JsonPatchOperation{{Operation: "add", Path: "/x", Value: tokenMark}}
+	for name, tc := range map[string]struct {
+		token string
+		resp  admission.Response
+	}{
+		"the name in a warning":       {token, inWarning},
+		"the name in a longer string": {token, longer},
+		"the mark in the patch":       {token, marked},
+		"another pod's token":         {"kube-api-access-abcde", patched},
+	} {
+		if r := newCachedResponse(pod, "shop", m, tc.token, tc.resp, true); r != nil {
+			t.Errorf("%s: cached", name)
+		}
+	}
+
+	// keyOf: a name that also stands in the pod's metadata, or in a
+	// namespace, keys as it is.
+	for name, tc := range map[string]struct {
+		pod       func() *corev1.Pod
+		namespace string
+		own       string
+	}{
+		"in a label":                 {func() *corev1.Pod { p := servedPod("x7k2p"); p.Labels["v"] = token; return p }, "shop", "rollguard-system"},
+		"in the name":                {func() *corev1.Pod { p := servedPod("x7k2p"); p.GenerateName = token + "-"; return p }, "shop", "rollguard-system"},
+		"in the namespace":           {func() *corev1.Pod { return servedPod("x7k2p") }, "ns-" + token, "rollguard-system"},
+		"in the webhook's namespace": {func() *corev1.Pod { return servedPod("x7k2p") }, "shop", "rg-" + token},
+	} {
+		mm := mutator(services{})
+		mm.Namespace = tc.own
+		if got := mm.tokenOf(tc.pod(), tc.namespace); got != "" {
+			t.Errorf("%s: token %q, want none", name, got)
 		}
 	}
 }

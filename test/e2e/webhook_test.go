@@ -7,16 +7,22 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -182,6 +188,92 @@ func burstService(t *testing.T, ns string) {
 	}
 }
 
+// scrapeMetrics reads /metrics of each webhook pod from node 1, as a
+// Prometheus would: verifying the certificate with the CA in the chart's
+// Secret for the Service's name, with the token of a ServiceAccount bound
+// to the chart's metrics-reader ClusterRole (401 without a token, 403
+// before the binding).
+func scrapeMetrics(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "scraper", Namespace: "default"}}
+	if _, err := clientset.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = clientset.CoreV1().ServiceAccounts("default").Delete(context.Background(), "scraper", metav1.DeleteOptions{})
+	})
+	tr, err := clientset.CoreV1().ServiceAccounts("default").CreateToken(ctx, "scraper", &authnv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := clientset.CoreV1().Secrets(whNS).Get(ctx, "rollguard-webhook-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(sec.Data["ca.crt"]) {
+		t.Fatal("no ca.crt in the webhook's Secret")
+	}
+	pods, err := clientset.CoreV1().Pods(whNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=rollguard"})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("webhook pods: %v", err)
+	}
+	dial := netns.Dialer("rgnode1")
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dial,
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "rollguard-webhook." + whNS + ".svc"}}}
+	scrape := func(ip, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://"+ip+":8080/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("scraping %s: %v", ip, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	ip := pods.Items[0].Status.PodIP
+	if code, _ := scrape(ip, ""); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", code)
+	}
+	if code, _ := scrape(ip, tr.Status.Token); code != http.StatusForbidden {
+		t.Errorf("a ServiceAccount without the right: %d, want 403", code)
+	}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "scraper"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "rollguard-metrics-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "scraper", Namespace: "default"}}}
+	if _, err := clientset.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = clientset.RbacV1().ClusterRoleBindings().Delete(context.Background(), "scraper", metav1.DeleteOptions{})
+	})
+	// The API server keeps one connection to the Service, so one replica
+	// may have answered every admission, and the other counted none.
+	counting := 0
+	for _, p := range pods.Items {
+		// A refusal is cached for 10 s.
+		code, body := scrape(p.Status.PodIP, tr.Status.Token)
+		for deadline := time.Now().Add(20 * time.Second); code == http.StatusForbidden && time.Now().Before(deadline); {
+			time.Sleep(time.Second)
+			code, body = scrape(p.Status.PodIP, tr.Status.Token)
+		}
+		if code != http.StatusOK || !strings.Contains(body, "# TYPE ") {
+			t.Errorf("pod %s, bound: %d, want 200 with metrics\n%.300s", p.Name, code, body)
+		}
+		if strings.Contains(body, `rollguard_webhook_admissions_total{handler="mutate",outcome="mutated"`) {
+			counting++
+		}
+	}
+	if counting == 0 {
+		t.Error("no replica counted a mutated admission")
+	}
+}
+
 // webhookSees waits until the webhook mutates a pod of the app (created
 // with a server-side dry run): the API server sees the namespace's label
 // and the webhook's caches the app's Service. Ten mutations in a row, so
@@ -259,6 +351,9 @@ func TestWebhook(t *testing.T) {
 		if injFailed != 0 {
 			t.Errorf("the opted-in namespace lost %d of %d requests", injFailed, injTotal)
 		}
+	})
+	t.Run("metrics: HTTPS with the serving certificate, for bound tokens only", func(t *testing.T) {
+		scrapeMetrics(t)
 	})
 	t.Run("a replica deleted during 200 pod creations", func(t *testing.T) {
 		injected(t, "wh-burst", true)

@@ -700,3 +700,61 @@ func TestCachedResponseRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestRawToken(t *testing.T) {
+	t.Parallel()
+	const tok = "kube-api-access-x7k2p"
+	for raw, want := range map[string]string{
+		`{"volumes":[{"name":"` + tok + `"}],"mounts":[{"name":"` + tok + `"}]}`: tok,
+		`{"volumes":[{"name":"data"}]}`:                                          "",
+		`{"volumes":[{"name":"` + tok + `x"}]}`:                                  "", // longer
+		`{"volumes":[{"name":"kube-api-access-x7k2"}]}`:                          "", // shorter
+		`{"volumes":[{"name":"kube-api-access-X7k2p"}]}`:                         "", // upper case
+		`{"volumes":[{"name":"kube-api-access-x7k:p"}]}`:                         "",
+		`{"volumes":[{"name":"kube-api-access-x7k/p"}]}`:                         "",
+		`{"volumes":[{"name":"kube-api-access-x7k~p"}]}`:                         "",
+		`{"volumes":[{"name":"` + tok + `"}],"env":"kube-api-access-other"}`:     "", // the prefix elsewhere
+		`{"name":"` + tok:       "", // cut short
+		`{"name":"` + tok + `"`: tok,
+	} {
+		if got := rawToken([]byte(raw)); got != want {
+			t.Errorf("rawToken(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+// TestKeyFields: the key's fields are length-prefixed, so moving bytes
+// from one to the next gives another key.
+func TestKeyFields(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{})
+	raw := []byte(`{"a":1}`)
+	m.Namespace = "ab"
+	k1, _, ok1 := m.rawKey(raw, "c", nil, nil)
+	m.Namespace = "a"
+	k2, _, ok2 := m.rawKey(raw, "bc", nil, nil)
+	if !ok1 || !ok2 || k1 == k2 {
+		t.Errorf("(ab, c) and (a, bc) give one key")
+	}
+	k3, _, _ := m.rawKey(raw, "bc", nil, nil)
+	if k2 != k3 {
+		t.Error("the same inputs give two keys")
+	}
+}
+
+// TestCacheStats: the entries and bytes of both caches, the hits of both.
+func TestCacheStats(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {informerService("7", intstr.FromString("http"))}})
+	if h, mi, e, b := m.CacheStats(); h != 0 || mi != 0 || e != 0 || b != 0 {
+		t.Errorf("before any request: %d %d %d %d", h, mi, e, b)
+	}
+	m.Handle(context.Background(), mustRequest(servedPod("abcde"), "shop"))
+	m.Handle(context.Background(), mustRequest(servedPod("abcde"), "shop"))
+	h, mi, e, b := m.CacheStats()
+	e1, b1 := m.resultCache().len()
+	e2, b2 := m.responseCache().len()
+	if h != 1 || mi != 1 || e != 2 || e != e1+e2 || b != b1+b2 || b1 == 0 || b2 == 0 {
+		t.Errorf("hits %d, misses %d, entries %d (%d+%d), bytes %d (%d+%d)", h, mi, e, e1, e2, b, b1, b2)
+	}
+}

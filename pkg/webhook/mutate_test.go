@@ -416,3 +416,39 @@ func TestHandlePatchesAnnotatedPods(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleOnlyPodCreations: anything but the creation of a Pod (core
+// group, no subresource) is let through untouched.
+func TestHandleOnlyPodCreations(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{"shop": {web("shop")}})
+	for name, change := range map[string]func(*admission.Request){
+		"an update":           func(r *admission.Request) { r.Operation = admissionv1.Update },
+		"another group":       func(r *admission.Request) { r.Kind.Group = "example.com" },
+		"another kind":        func(r *admission.Request) { r.Kind.Kind = "PodTemplate" },
+		"a subresource":       func(r *admission.Request) { r.SubResource = "ephemeralcontainers" },
+		"a deletion":          func(r *admission.Request) { r.Operation = admissionv1.Delete },
+		"a creation, the one": nil,
+	} {
+		req := request(t, lossyPod(), "shop")
+		if change != nil {
+			change(&req)
+		}
+		resp := m.Handle(context.Background(), req)
+		if !resp.Allowed || (len(resp.Patches) > 0) != (change == nil) {
+			t.Errorf("%s: allowed %v, %d patches", name, resp.Allowed, len(resp.Patches))
+		}
+	}
+}
+
+// TestMutateIgnoresSelectorlessServices: a Service without a selector
+// has no endpoints the control plane manages, so it serves no pod.
+func TestMutateIgnoresSelectorlessServices(t *testing.T) {
+	t.Parallel()
+	external := web("shop")
+	external.Name, external.Spec.Selector = "external", nil
+	m := mutator(services{"shop": {external}})
+	if out, _, err := m.Mutate(lossyPod(), "shop"); out != nil || err != nil {
+		t.Errorf("mutated for a Service without a selector (%v)", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -450,5 +451,29 @@ func TestMutateIgnoresSelectorlessServices(t *testing.T) {
 	m := mutator(services{"shop": {external}})
 	if out, _, err := m.Mutate(lossyPod(), "shop"); out != nil || err != nil {
 		t.Errorf("mutated for a Service without a selector (%v)", err)
+	}
+}
+
+// TestSettingsDetails: a configuration without durations keeps the
+// defaults; a pod owned by a Job of another API group is rolled like any.
+func TestSettingsDetails(t *testing.T) {
+	t.Parallel()
+	def := rules.DefaultSettings()
+	s := FromConfig(&config.Config{}, 0)
+	if s.Rules.Settings.PropagationBudget != def.PropagationBudget || s.Rules.Settings.DrainAllowance != def.DrainAllowance {
+		t.Errorf("zero durations replaced the defaults: %+v", s.Rules.Settings)
+	}
+	s = FromConfig(&config.Config{PropagationBudget: 7 * time.Second, DrainAllowance: 2 * time.Second}, 0)
+	if s.Rules.Settings.PropagationBudget != 7*time.Second || s.Rules.Settings.DrainAllowance != 2*time.Second {
+		t.Errorf("durations not taken: %+v", s.Rules.Settings)
+	}
+	p := lossyPod()
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "example.com/v1", Kind: "Job", Name: "x", UID: "u"}}
+	if notRolled(p) {
+		t.Error("a pod of example.com's Job kind taken for a batch Job's")
+	}
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: "x", UID: "u"}}
+	if notRolled(p) {
+		t.Error("a batch owner that is not a Job taken for one")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -133,5 +134,53 @@ func TestValidateUpdates(t *testing.T) {
 	}
 	if r := update("not json", lossyDeployment); r.Allowed {
 		t.Errorf("an unreadable old object counts as a change: %+v", r.Result)
+	}
+}
+
+// TestValidateDetails: every denial is listed, not the first only; the
+// note that pods get the fix needs the mutating webhook; a warning with
+// its note stays within what the API server passes whole; a workload
+// without a namespace is the request's; a request of several objects is
+// let through with the error.
+func TestValidateDetails(t *testing.T) {
+	t.Parallel()
+	resp := validator("RG201,RG101").Handle(context.Background(), workloadRequest("shop", lossyDeployment, admissionv1.Create))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "RG201") || !strings.Contains(resp.Result.Message, "RG101") {
+		t.Errorf("two deny rules: %+v", resp.Result)
+	}
+
+	plain := validator("")
+	plain.Mutating = false
+	resp = plain.Handle(context.Background(), workloadRequest("shop", lossyDeployment, admissionv1.Create))
+	if len(resp.Warnings) == 0 || strings.Contains(strings.Join(resp.Warnings, "\n"), "fixed on its pods") {
+		t.Errorf("without the mutating webhook: %q", resp.Warnings)
+	}
+
+	// A long name makes the message longer than the API server passes.
+	long := strings.Replace(lossyDeployment, `"name":"web"`, `"name":"`+strings.Repeat("w", 200)+`"`, 1)
+	resp = validator("").Handle(context.Background(), workloadRequest("shop", long, admissionv1.Create))
+	noted := 0
+	for _, w := range resp.Warnings {
+		if n := utf8.RuneCountInString(w); n > maxWarning {
+			t.Errorf("a warning of %d runes: %q", n, w)
+		}
+		if strings.HasSuffix(w, "(fixed on its pods at admission)") {
+			noted++
+		}
+	}
+	if noted == 0 {
+		t.Errorf("the note was clipped away: %q", resp.Warnings)
+	}
+
+	bare := strings.Replace(lossyDeployment, `,"namespace":"shop"`, "", 1)
+	resp = validator("").Handle(context.Background(), workloadRequest("shop", bare, admissionv1.Create))
+	if len(resp.Warnings) == 0 || !strings.HasPrefix(resp.Warnings[0], "Deployment shop/web: ") {
+		t.Errorf("a Deployment without a namespace: %q", resp.Warnings)
+	}
+
+	two := `{"apiVersion":"v1","kind":"List","items":[` + lossyDeployment + `,` + lossyDeployment + `]}`
+	resp = validator("RG201").Handle(context.Background(), workloadRequest("shop", two, admissionv1.Create))
+	if !resp.Allowed || resp.Result == nil || !strings.HasPrefix(resp.Result.Message, ErrorPrefix) {
+		t.Errorf("two objects in one request: %+v", resp.Result)
 	}
 }

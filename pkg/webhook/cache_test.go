@@ -713,6 +713,9 @@ func TestRawToken(t *testing.T) {
 		`{"volumes":[{"name":"kube-api-access-x7k:p"}]}`:                         "",
 		`{"volumes":[{"name":"kube-api-access-x7k/p"}]}`:                         "",
 		`{"volumes":[{"name":"kube-api-access-x7k~p"}]}`:                         "",
+		`{"volumes":[{"name":"kube-api-access-x7k` + "`" + `p"}]}`:               "", // just before a
+		`{"volumes":[{"name":"kube-api-access-x7k{p"}]}`:                         "", // just after z
+		`{"volumes":[{"name":"kube-api-access-az09a"}]}`:                         "kube-api-access-az09a",
 		`{"volumes":[{"name":"` + tok + `"}],"env":"kube-api-access-other"}`:     "", // the prefix elsewhere
 		`{"name":"` + tok:       "", // cut short
 		`{"name":"` + tok + `"`: tok,
@@ -756,5 +759,32 @@ func TestCacheStats(t *testing.T) {
 	e2, b2 := m.responseCache().len()
 	if h != 1 || mi != 1 || e != 2 || e != e1+e2 || b != b1+b2 || b1 == 0 || b2 == 0 {
 		t.Errorf("hits %d, misses %d, entries %d (%d+%d), bytes %d (%d+%d)", h, mi, e, e1, e2, b, b1, b2)
+	}
+}
+
+// TestKeyServices: every Service is in the key: an informer's by its UID
+// and resourceVersion, another by its content.
+func TestKeyServices(t *testing.T) {
+	t.Parallel()
+	m := mutator(services{})
+	raw := []byte(`{"a":1}`)
+	a, b := informerService("1", intstr.FromString("http")), informerService("1", intstr.FromString("http"))
+	b.Name, b.UID = "web2", "0b7e4d1c-2222-4e6a-9c71-3a5b7c9d1e00"
+	b2 := b.DeepCopy()
+	b2.ResourceVersion = "2"
+	k1, _, _ := m.rawKey(raw, "shop", []*corev1.Service{a, b}, nil)
+	k2, _, _ := m.rawKey(raw, "shop", []*corev1.Service{a, b2}, nil)
+	if k1 == k2 {
+		t.Error("the second informer Service's new resourceVersion gave the same key")
+	}
+	// A Service with a UID but no resourceVersion is keyed by content.
+	c := web("shop")
+	c.UID = "u"
+	c2 := c.DeepCopy()
+	c2.Spec.Ports[0].TargetPort = intstr.FromInt32(9000)
+	k3, _, _ := m.rawKey(raw, "shop", []*corev1.Service{c}, nil)
+	k4, _, _ := m.rawKey(raw, "shop", []*corev1.Service{c2}, nil)
+	if k3 == k4 {
+		t.Error("a Service without a resourceVersion keyed by its UID alone")
 	}
 }

@@ -116,6 +116,13 @@ func TestMetricsAuth(t *testing.T) {
 		t.Error("a 401 without WWW-Authenticate")
 	}
 
+	// Two allowed callers are cached side by side.
+	rv.tokens["good2"] = "prometheus"
+	get("GET", "/metrics", "Bearer good2")
+	before := rv.calls.Load()
+	if get("GET", "/metrics", "Bearer good") != http.StatusOK || get("GET", "/metrics", "Bearer good2") != http.StatusOK || rv.calls.Load() != before {
+		t.Errorf("two allowed callers: %d reviews, want none", rv.calls.Load()-before)
+	}
 	// Cached: an allowed caller for allowTTL, a refused one for denyTTL.
 	calls := rv.calls.Load()
 	if get("GET", "/metrics", "Bearer good") != http.StatusOK || get("GET", "/metrics", "Bearer other") != http.StatusForbidden || rv.calls.Load() != calls {

@@ -184,3 +184,24 @@ func TestValidateDetails(t *testing.T) {
 		t.Errorf("two objects in one request: %+v", resp.Result)
 	}
 }
+
+// TestValidateSeverities: a finding of warning severity is a warning; the
+// same rule lowered to info (an image that usually ships a shell) is not.
+func TestValidateSeverities(t *testing.T) {
+	t.Parallel()
+	hook := `,"lifecycle":{"preStop":{"exec":{"command":["sh","-c","sleep 5"]}}},"readinessProbe":{"tcpSocket":{"port":"http"}}}]`
+	withImage := func(image string) string {
+		d := strings.Replace(lossyDeployment, `"example.com/web:1"`, `"`+image+`"`, 1)
+		return strings.Replace(d, `"containerPort":8080}]}]`, `"containerPort":8080}]`+hook, 1)
+	}
+	rg104 := func(raw string) bool {
+		resp := validator("").Handle(context.Background(), workloadRequest("shop", raw, admissionv1.Create))
+		return strings.Contains(strings.Join(resp.Warnings, "\n"), "RG104")
+	}
+	if !rg104(withImage("gcr.io/distroless/static-debian12:nonroot")) {
+		t.Error("RG104 at warning severity (a distroless image) is not a warning")
+	}
+	if rg104(withImage("example.com/web:1")) {
+		t.Error("RG104 lowered to info (an image with a shell) is a warning")
+	}
+}
